@@ -1,0 +1,22 @@
+"""Errors of tradeops. Each says who handles it."""
+
+from __future__ import annotations
+
+
+class TradeOpsError(Exception):
+    """Base class; never raised itself."""
+
+
+class UnsafeSchemaOperation(TradeOpsError):
+    """DDL was asked for on a database that is neither the demo nor a test database.
+
+    Raised by recovery.schema; nothing catches it: it is a programming or operator
+    mistake that must stop the run (design.md: never DDL on the trading tables).
+    """
+
+
+class SchemaNotReady(TradeOpsError):
+    """The trading schema lacks a table or column tradeops needs.
+
+    The command turns it into exit code 2 with the fix; the admin shows it.
+    """

@@ -1,0 +1,83 @@
+"""factory-boy factories for every trading model."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import factory
+from django.utils import timezone
+from factory.django import DjangoModelFactory
+
+from recovery import models
+from recovery.routers import trading_alias
+
+
+class TradingFactory(DjangoModelFactory):
+    class Meta:
+        abstract = True
+        database = trading_alias()
+
+
+class TradeSettingsFactory(TradingFactory):
+    class Meta:
+        model = models.TradeSettings
+
+    risk_defaults = factory.LazyFunction(lambda: {"max_position_pct": 0.1})
+    execution_data_source = "ib"
+    auto_recovery = None
+
+
+class TradeRunFactory(TradingFactory):
+    class Meta:
+        model = models.TradeRun
+
+    project_id = factory.Sequence(lambda n: 100 + n)
+    mode = "paper"
+    status = "running"
+
+
+class TradeOrderFactory(TradingFactory):
+    class Meta:
+        model = models.TradeOrder
+
+    client_order_id = factory.Sequence(lambda n: f"ord-{n:06d}")
+    symbol = "AAPL"
+    side = "BUY"
+    quantity = 10.0
+    order_type = "MKT"
+    limit_price = None
+    status = "NEW"
+    filled_quantity = 0.0
+    params = factory.LazyFunction(dict)
+    created_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(minutes=5))
+    updated_at = factory.SelfAttribute("created_at")
+
+
+class AuditLogFactory(TradingFactory):
+    class Meta:
+        model = models.AuditLog
+
+    actor = "system"
+    action = "trade_order.create"
+    resource_type = "trade_order"
+    resource_id = factory.Sequence(lambda n: n + 1)
+    detail = factory.LazyFunction(dict)
+
+
+class TradeGuardStateFactory(TradingFactory):
+    class Meta:
+        model = models.TradeGuardState
+
+    project_id = factory.Sequence(lambda n: 100 + n)
+    trade_date = factory.LazyFunction(lambda: timezone.now().date())
+    mode = "paper"
+    status = "active"
+
+
+class IbSettingsFactory(TradingFactory):
+    class Meta:
+        model = models.IbSettings
+
+    host = "127.0.0.1"
+    port = 7497
+    api_mode = "mock"

@@ -1,0 +1,65 @@
+"""The app's migration records the trading models but emits no DDL for their tables."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.db import connections
+from django.db.migrations.loader import MigrationLoader
+
+from recovery.routers import TRADING_TABLES, trading_alias
+
+
+def _recovery_migrations() -> list[str]:
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    return sorted(name for app, name in loader.disk_migrations if app == "recovery")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("migration", _recovery_migrations())
+def test_sqlmigrate_emits_no_ddl_for_trading_tables(migration: str) -> None:
+    out = io.StringIO()
+    call_command("sqlmigrate", "recovery", migration, database=trading_alias(), stdout=out)
+    statements = [
+        line for line in out.getvalue().splitlines() if line.strip() and not line.startswith("--")
+    ]
+    statements = [s for s in statements if s.strip().upper() not in {"BEGIN;", "COMMIT;"}]
+    for statement in statements:
+        lowered = statement.lower()
+        assert not any(table in lowered for table in TRADING_TABLES), statement
+
+
+@pytest.mark.django_db(transaction=True)
+def test_initial_migration_creates_the_trading_models_unmanaged() -> None:
+    out = io.StringIO()
+    call_command("sqlmigrate", "recovery", "0001", database=trading_alias(), stdout=out)
+    text = out.getvalue()
+    assert "Create model TradeOrder" in text
+    assert text.count("(no-op)") == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_model_change_is_missing_a_migration() -> None:
+    out = io.StringIO()
+    call_command("makemigrations", "recovery", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrate_leaves_the_trading_tables_alone() -> None:
+    connection = connections[trading_alias()]
+    with connection.cursor() as cursor:
+        before = {
+            t: len(connection.introspection.get_table_description(cursor, t)) for t in TRADING_TABLES
+        }
+    call_command("migrate", "recovery", "zero", database=trading_alias(), verbosity=0)
+    call_command("migrate", "recovery", database=trading_alias(), verbosity=0)
+    with connection.cursor() as cursor:
+        tables = set(connection.introspection.table_names(cursor))
+        after = {
+            t: len(connection.introspection.get_table_description(cursor, t)) for t in TRADING_TABLES
+        }
+    assert TRADING_TABLES <= tables
+    assert before == after

@@ -1,0 +1,95 @@
+"""Configuration from the environment: clear one-line errors, sane defaults."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import environ
+import pytest
+from django.conf import settings
+
+BASE_DIR = Path(settings.BASE_DIR)
+
+
+def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE"}}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=BASE_DIR,
+        timeout=120,
+    )
+
+
+def test_missing_secret_key_with_debug_off_is_one_clear_line() -> None:
+    result = _manage("check", SECRET_KEY="", DEBUG="false")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: SECRET_KEY is required when DEBUG is off; set it in the "
+        "environment or in .env (see .env.example)"
+    ]
+
+
+@pytest.mark.parametrize("url", ["nonsense://host/db", "postgres-ish", "mysql://host-without-db"])
+def test_bad_database_url_is_one_line_and_exit_2(url: str) -> None:
+    result = _manage("check", SECRET_KEY="x", DATABASE_URL=url)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("configuration error: DATABASE_URL")
+    assert "Traceback" not in result.stderr
+
+
+def test_mariadb_scheme_means_the_mysql_backend() -> None:
+    config = environ.Env.db_url_config("mariadb://u:p@db.example:3307/trading")
+    assert config["ENGINE"] == "django.db.backends.mysql"
+    assert (config["HOST"], config["PORT"], config["NAME"]) == ("db.example", 3307, "trading")
+
+
+def test_default_sqlite_path_is_absolute_under_var() -> None:
+    result = _manage(
+        "shell", "-c", "from django.conf import settings; print(settings.DATABASES['default']['NAME'])",
+        SECRET_KEY="x", DATABASE_URL="",
+    )
+    # An empty DATABASE_URL is not "unset"; it must fail loudly rather than guess.
+    assert result.returncode == 2
+    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='tradeops.settings';"
+         "from django.conf import settings; print(settings.DATABASES['default']['NAME'])"],
+        capture_output=True, text=True, cwd="/", timeout=60,
+        env={**environment, "SECRET_KEY": "x", "PYTHONPATH": str(BASE_DIR)},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(BASE_DIR / "var" / "tradeops.sqlite3")
+
+
+def test_mysql_connections_are_strict_and_utf8mb4() -> None:
+    from tradeops.settings import _database
+
+    os.environ["TRADEOPS_TEST_URL"] = "mysql://root@127.0.0.1:3306/x"
+    try:
+        config = _database("TRADEOPS_TEST_URL", None)
+    finally:
+        del os.environ["TRADEOPS_TEST_URL"]
+    assert config["OPTIONS"]["charset"] == "utf8mb4"
+    assert "STRICT_TRANS_TABLES" in config["OPTIONS"]["init_command"]
+
+
+def test_env_example_lists_every_variable_the_settings_read() -> None:
+    source = (BASE_DIR / "tradeops" / "settings.py").read_text()
+    import re
+
+    read = set(re.findall(r'env\.\w+\(\s*"([A-Z_]+)"', source)) | set(
+        re.findall(r'_database\("([A-Z_]+)"', source)
+    )
+    read |= {"TRADING_DATABASE_URL"}
+    example = (BASE_DIR / ".env.example").read_text()
+    listed = set(re.findall(r"^#?\s*([A-Z_]+)=", example, flags=re.MULTILINE))
+    assert read - listed == set()

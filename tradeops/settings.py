@@ -1,0 +1,175 @@
+"""Settings for tradeops, read from the environment (django-environ).
+
+Every variable is listed, with a comment, in .env.example. A ``.env`` file next to
+manage.py is read when present; the real environment wins over it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# django-environ knows mysql:// but not mariadb://; both mean Django's MySQL backend.
+environ.Env.DB_SCHEMES.setdefault("mariadb", "django.db.backends.mysql")
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required when DEBUG is off; set it in the environment "
+            "or in .env (see .env.example)"
+        )
+    SECRET_KEY = "django-insecure-local-development-only"
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "recovery",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tradeops.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "tradeops.wsgi.application"
+
+
+SUPPORTED_DB_SCHEMES = {
+    "sqlite": "django.db.backends.sqlite3",
+    "mysql": "django.db.backends.mysql",
+    "mariadb": "django.db.backends.mysql",
+}
+
+
+def _database(var: str, default: str | None) -> dict:
+    """One DATABASES entry from a URL variable, with a one-line error when it is bad."""
+    raw = env.str(var, default=default)
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if SUPPORTED_DB_SCHEMES.get(scheme) is None:
+        raise ImproperlyConfigured(
+            f"{var} must start with sqlite://, mysql:// or mariadb:// (got {scheme or raw!r})"
+        )
+    try:
+        config = environ.Env.db_url_config(raw)
+    except Exception as exc:  # django-environ raises bare ValueError/KeyError on odd URLs
+        raise ImproperlyConfigured(f"{var} is not a usable database URL: {exc}") from None
+    if config.get("ENGINE") != SUPPORTED_DB_SCHEMES[scheme] or not config.get("NAME"):
+        raise ImproperlyConfigured(f"{var} names no database: {raw!r}")
+    if config["ENGINE"] == "django.db.backends.mysql":
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("charset", "utf8mb4")
+        # STRICT: never let MySQL silently truncate a client_order_id or a price.
+        options.setdefault("init_command", "SET sql_mode='STRICT_TRANS_TABLES'")
+        config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+    return config
+
+
+# The default is built from BASE_DIR: a relative path would break under cron.
+DATABASES = {
+    "default": _database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'tradeops.sqlite3'}"),
+}
+if env.str("TRADING_DATABASE_URL", default=""):
+    # The trading tables live elsewhere; Django's own tables stay on DATABASE_URL.
+    DATABASES["trading"] = _database("TRADING_DATABASE_URL", None)
+
+DATABASE_ROUTERS = ["recovery.routers.TradingRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+# Database datetimes are naive UTC (the backend writes utcnow()); TIME_ZONE is for display.
+USE_TZ = True
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
+
+# --- production hardening (manage.py check --deploy) -------------------------------
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
+)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- the trading side ---------------------------------------------------------------
+# Folder where the Lean bridge writes quotes.json and open_orders.json.
+LEAN_BRIDGE_ROOT = env.path("LEAN_BRIDGE_ROOT", default=BASE_DIR / "var" / "bridge")
+BRIDGE_QUOTES_MAX_AGE_SECONDS = env.int("BRIDGE_QUOTES_MAX_AGE_SECONDS", default=60)
+BRIDGE_OPEN_ORDERS_MAX_AGE_SECONDS = env.int("BRIDGE_OPEN_ORDERS_MAX_AGE_SECONDS", default=30)
+# Used only when ib_settings has no row.
+IB_HOST = env.str("IB_HOST", default="127.0.0.1")
+IB_PORT = env.int("IB_PORT", default=7497)
+IB_PROBE_TIMEOUT_SECONDS = env.float("IB_PROBE_TIMEOUT_SECONDS", default=1.0)
+# Where the command keeps its lock file on SQLite (MySQL uses GET_LOCK).
+AUTO_RECOVER_LOCK_DIR = env.path("AUTO_RECOVER_LOCK_DIR", default=BASE_DIR / "var")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "line"},
+    },
+    "loggers": {
+        "recovery": {
+            "handlers": ["stderr"],
+            "level": env.str("RECOVERY_LOG_LEVEL", default="INFO"),
+            "propagate": False,
+        },
+    },
+}
