@@ -108,3 +108,14 @@ def trading_schema_check(
     if databases is not None and alias not in databases:
         return []
     return trading_schema_problems(connections[alias])
+
+
+def trading_schema_assert(*, using: str) -> list[checks.CheckMessage]:
+    """Raise SchemaNotReady (one line, with the fix) on errors; return the warnings."""
+    from recovery.exceptions import SchemaNotReady
+
+    problems = trading_schema_problems(connections[using])
+    errors = [p for p in problems if p.is_serious()]
+    if errors:
+        raise SchemaNotReady("; ".join(f"{p.msg} ({p.hint})" for p in errors))
+    return problems

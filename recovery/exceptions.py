@@ -20,3 +20,10 @@ class SchemaNotReady(TradeOpsError):
 
     The command turns it into exit code 2 with the fix; the admin shows it.
     """
+
+
+class SweepLockHeld(TradeOpsError):
+    """Another run of the command holds the sweep's named lock.
+
+    The command reports it and exits 0: the other run does the work.
+    """

@@ -20,7 +20,7 @@ PATCHES_DIR = Path(settings.BASE_DIR) / "deploy" / "mysql" / "patches"
 SCRATCH_PREFIX = "test_"
 UNSAFE_DDL = (
     "refusing to run DDL on database {name!r} ({vendor}): the trading tables are built "
-    "only in SQLite demo databases and in test databases named test_*"
+    "only in the SQLite demo database and in test databases named test_*"
 )
 
 
@@ -64,27 +64,35 @@ def patch_files() -> list[Path]:
     return sorted(PATCHES_DIR.glob("*.sql"))
 
 
-def ensure_scratch_database(connection: BaseDatabaseWrapper) -> None:
-    """Raise unless `connection` is the SQLite demo database or a test database."""
+def is_scratch_database(connection: BaseDatabaseWrapper) -> bool:
+    """A test database: MySQL `test_*`, SQLite in memory or a file named `test_*`."""
     name = str(connection.settings_dict["NAME"])
+    if connection.vendor == "mysql":
+        return name.startswith(SCRATCH_PREFIX)
     if connection.vendor == "sqlite":
+        return name == ":memory:" or "mode=memory" in name or Path(name).name.startswith(SCRATCH_PREFIX)
+    return False
+
+
+def ensure_scratch_database(connection: BaseDatabaseWrapper, *, demo: bool = False) -> None:
+    """Raise unless `connection` is a test database, or (demo=True) any SQLite database."""
+    if is_scratch_database(connection) or (demo and connection.vendor == "sqlite"):
         return
-    if connection.vendor == "mysql" and name.startswith(SCRATCH_PREFIX):
-        return
+    name = str(connection.settings_dict["NAME"])
     raise UnsafeSchemaOperation(UNSAFE_DDL.format(name=name, vendor=connection.vendor))
 
 
-def run_sql_script(connection: BaseDatabaseWrapper, text: str) -> None:
-    ensure_scratch_database(connection)
+def run_sql_script(connection: BaseDatabaseWrapper, text: str, *, demo: bool = False) -> None:
+    ensure_scratch_database(connection, demo=demo)
     with connection.cursor() as cursor:
         for statement in sql_statements(text):
             cursor.execute(statement)
 
 
-def trading_schema_build(*, using: str) -> None:
+def trading_schema_build(*, using: str, demo: bool = False) -> None:
     """Drop and recreate the trading tables from the reference DDL (and, on MySQL, the patches)."""
     connection = connections[using]
-    ensure_scratch_database(connection)
+    ensure_scratch_database(connection, demo=demo)
     tables = sorted(TRADING_TABLES | {"schema_migrations"})
     with connection.cursor() as cursor:
         for table in tables:
@@ -94,11 +102,11 @@ def trading_schema_build(*, using: str) -> None:
         for patch in patch_files():
             run_sql_script(connection, patch.read_text())
     else:
-        run_sql_script(connection, (FIXTURES_DIR / "trading_schema.sqlite.sql").read_text())
+        run_sql_script(connection, (FIXTURES_DIR / "trading_schema.sqlite.sql").read_text(), demo=demo)
 
 
 def trading_tables_empty(*, using: str) -> None:
-    """Delete every row of the trading tables (transactional tests, demo reload)."""
+    """Delete every row of the trading tables (transactional tests)."""
     connection = connections[using]
     ensure_scratch_database(connection)
     with connection.cursor() as cursor:

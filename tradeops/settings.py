@@ -22,6 +22,13 @@ if (BASE_DIR / ".env").is_file():
 
 DEBUG = env.bool("DEBUG", default=False)
 
+
+def _path(var: str, default: Path) -> Path:
+    """A folder from the environment; relative paths count from BASE_DIR (cron has no cwd)."""
+    path = Path(env.str(var, default=str(default)))
+    return path if path.is_absolute() else BASE_DIR / path
+
+
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
@@ -129,7 +136,7 @@ TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
+STATIC_ROOT = _path("STATIC_ROOT", BASE_DIR / "var" / "static")
 
 # --- production hardening (manage.py check --deploy) -------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
@@ -146,7 +153,7 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- the trading side ---------------------------------------------------------------
 # Folder where the Lean bridge writes quotes.json and open_orders.json.
-LEAN_BRIDGE_ROOT = env.path("LEAN_BRIDGE_ROOT", default=BASE_DIR / "var" / "bridge")
+LEAN_BRIDGE_ROOT = _path("LEAN_BRIDGE_ROOT", BASE_DIR / "var" / "bridge")
 BRIDGE_QUOTES_MAX_AGE_SECONDS = env.int("BRIDGE_QUOTES_MAX_AGE_SECONDS", default=60)
 BRIDGE_OPEN_ORDERS_MAX_AGE_SECONDS = env.int("BRIDGE_OPEN_ORDERS_MAX_AGE_SECONDS", default=30)
 # Used only when ib_settings has no row.
@@ -154,7 +161,7 @@ IB_HOST = env.str("IB_HOST", default="127.0.0.1")
 IB_PORT = env.int("IB_PORT", default=7497)
 IB_PROBE_TIMEOUT_SECONDS = env.float("IB_PROBE_TIMEOUT_SECONDS", default=1.0)
 # Where the command keeps its lock file on SQLite (MySQL uses GET_LOCK).
-AUTO_RECOVER_LOCK_DIR = env.path("AUTO_RECOVER_LOCK_DIR", default=BASE_DIR / "var")
+AUTO_RECOVER_LOCK_DIR = _path("AUTO_RECOVER_LOCK_DIR", BASE_DIR / "var")
 
 LOGGING = {
     "version": 1,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connections
 
 from recovery.routers import trading_alias
-from recovery.schema import trading_schema_build, trading_tables_empty
+from recovery.schema import is_scratch_database, trading_schema_build, trading_tables_empty
+from recovery.tests import factories
 
-MYSQL_ONLY = (
-    "needs a real MySQL/MariaDB server; run with DATABASE_URL=mysql://root@127.0.0.1:3306/tradeops"
-)
+MYSQL_ONLY = "needs a real MySQL/MariaDB server; run with DATABASE_URL=mysql://root@127.0.0.1:3306/tradeops"
 
 
 def is_mysql() -> bool:
@@ -37,8 +40,11 @@ def pytest_report_header(config: pytest.Config) -> str:
 def django_db_setup(django_db_setup, django_db_blocker):  # noqa: ANN001, ANN201
     # DDL cannot run inside a test's transaction on either engine: build the unmanaged
     # tables once per session, from fixtures/ (MySQL: reference DDL + deploy patches).
+    # Only when a test database was set up (a run with no django_db test creates none,
+    # and the guard in recovery.schema would refuse the real database anyway).
     with django_db_blocker.unblock():
-        trading_schema_build(using=trading_alias())
+        if is_scratch_database(connections[trading_alias()]):
+            trading_schema_build(using=trading_alias())
 
 
 @pytest.fixture
@@ -50,3 +56,60 @@ def committed_db(transactional_db: None) -> Iterator[None]:
     trading_tables_empty(using=trading_alias())
     yield
     trading_tables_empty(using=trading_alias())
+
+
+# --- sweep fixtures ------------------------------------------------------------------
+
+# Tuesday 2026-11-24, 11:00 New York: a normal NYSE session day, mid-session.
+CLOCK = dt.datetime(2026, 11, 24, 16, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def clock() -> dt.datetime:
+    return CLOCK
+
+
+class Bridge:
+    """Writes quotes.json / open_orders.json into the LEAN_BRIDGE_ROOT of the test."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _write(self, name: str, items: list[dict[str, Any]], at: dt.datetime, **extra: Any) -> None:
+        payload = {"items": items, "stale": False, "updated_at": at.isoformat().replace("+00:00", "Z")}
+        payload.update(extra)
+        (self.root / name).write_text(json.dumps(payload))
+
+    def quotes(self, prices: dict[str, float], *, at: dt.datetime = CLOCK, **extra: Any) -> None:
+        items = [{"symbol": s, "data": {"last": p}} for s, p in prices.items()]
+        self._write("quotes.json", items, at, **extra)
+
+    def open_orders(self, tags: list[str], *, at: dt.datetime = CLOCK, **extra: Any) -> None:
+        self._write("open_orders.json", [{"tag": t} for t in tags], at, **extra)
+
+    def raw(self, name: str, text: str) -> None:
+        (self.root / name).write_text(text)
+
+
+@pytest.fixture
+def bridge(settings, tmp_path: Path) -> Bridge:  # noqa: ANN001
+    root = tmp_path / "bridge"
+    root.mkdir()
+    settings.LEAN_BRIDGE_ROOT = root
+    settings.AUTO_RECOVER_LOCK_DIR = tmp_path / "locks"
+    return Bridge(root)
+
+
+@pytest.fixture
+def trading(db: None, bridge: Bridge) -> Bridge:
+    """A settings row with defaults, IB in mock mode, an empty bridge folder."""
+    factories.TradeSettingsFactory(auto_recovery={})
+    factories.IbSettingsFactory(api_mode="mock")
+    return bridge
+
+
+def stale_order(*, age: float = 120, clock: dt.datetime = CLOCK, **fields: Any):  # noqa: ANN201
+    """A NEW order created `age` seconds before `clock`."""
+    created = clock - dt.timedelta(seconds=age)
+    fields.setdefault("updated_at", created)
+    return factories.TradeOrderFactory(created_at=created, **fields)

@@ -33,16 +33,15 @@ def scratch_database() -> Iterator[BaseDatabaseWrapper]:
     base = connections[trading_alias()].settings_dict
     if base["ENGINE"].endswith("sqlite3"):
         with tempfile.TemporaryDirectory() as folder:
-            settings_dict = {**base, "NAME": str(Path(folder) / "scratch.sqlite3")}
+            settings_dict = {**base, "NAME": str(Path(folder) / "test_scratch.sqlite3")}
             with registered_connection("scratch", settings_dict) as connection:
                 yield connection
         return
     name = f"test_tradeops_scratch_{uuid.uuid4().hex[:8]}"
-    with registered_connection("scratch_admin", {**base}) as admin:
+    # No database named: the test database may not exist in a run without django_db tests.
+    with registered_connection("scratch_admin", {**base, "NAME": ""}) as admin:
         with admin.cursor() as cursor:
-            cursor.execute(
-                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-            )
+            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         try:
             with registered_connection("scratch", {**base, "NAME": name}) as connection:
                 yield connection

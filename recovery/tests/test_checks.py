@@ -15,7 +15,7 @@ from recovery.tests.scratch import registered_connection, scratch_database
 
 
 @pytest.fixture(autouse=True)
-def _database_access(django_db_blocker):  # noqa: ANN001, ANN202
+def _database_access(django_db_setup, django_db_blocker):  # noqa: ANN001, ANN202
     # No django_db mark: the scratch databases live outside the test's transaction.
     with django_db_blocker.unblock():
         yield

@@ -22,9 +22,7 @@ def _recovery_migrations() -> list[str]:
 def test_sqlmigrate_emits_no_ddl_for_trading_tables(migration: str) -> None:
     out = io.StringIO()
     call_command("sqlmigrate", "recovery", migration, database=trading_alias(), stdout=out)
-    statements = [
-        line for line in out.getvalue().splitlines() if line.strip() and not line.startswith("--")
-    ]
+    statements = [line for line in out.getvalue().splitlines() if line.strip() and not line.startswith("--")]
     statements = [s for s in statements if s.strip().upper() not in {"BEGIN;", "COMMIT;"}]
     for statement in statements:
         lowered = statement.lower()
@@ -51,15 +49,11 @@ def test_no_model_change_is_missing_a_migration() -> None:
 def test_migrate_leaves_the_trading_tables_alone() -> None:
     connection = connections[trading_alias()]
     with connection.cursor() as cursor:
-        before = {
-            t: len(connection.introspection.get_table_description(cursor, t)) for t in TRADING_TABLES
-        }
+        before = {t: len(connection.introspection.get_table_description(cursor, t)) for t in TRADING_TABLES}
     call_command("migrate", "recovery", "zero", database=trading_alias(), verbosity=0)
     call_command("migrate", "recovery", database=trading_alias(), verbosity=0)
     with connection.cursor() as cursor:
         tables = set(connection.introspection.table_names(cursor))
-        after = {
-            t: len(connection.introspection.get_table_description(cursor, t)) for t in TRADING_TABLES
-        }
+        after = {t: len(connection.introspection.get_table_description(cursor, t)) for t in TRADING_TABLES}
     assert TRADING_TABLES <= tables
     assert before == after

@@ -73,9 +73,7 @@ def test_model_defaults_match_database_defaults(model) -> None:
             assert not field.has_default() or field.default is None, field.column
         else:
             assert field.has_default(), f"{field.column}: the table has DEFAULT {db_default}"
-            assert str(field.default) == db_default or float(field.default) == float(db_default), (
-                field.column
-            )
+            assert str(field.default) == db_default or float(field.default) == float(db_default), field.column
 
 
 @pytest.mark.parametrize("model", TRADING_MODELS, ids=lambda m: m._meta.db_table)

@@ -11,10 +11,11 @@ pytestmark = pytest.mark.mysql
 
 
 @pytest.fixture(autouse=True)
-def _database_access(django_db_blocker):  # noqa: ANN001, ANN202
+def _database_access(django_db_setup, django_db_blocker):  # noqa: ANN001, ANN202
     # No django_db mark: the scratch databases live outside the test's transaction.
     with django_db_blocker.unblock():
         yield
+
 
 AUTO_RECOVERY = PATCHES_DIR / "20260203_trade_settings_auto_recovery.sql"
 SWEEP_INDEX = PATCHES_DIR / "20260204_trade_orders_status_created_at_index.sql"
@@ -48,9 +49,7 @@ def test_auto_recovery_patch_twice() -> None:
         assert column[1] == "YES"
         assert column[2] in {"json", "longtext"}  # MariaDB's JSON is LONGTEXT + json_valid
         assert _fetch(connection, "SELECT auto_recovery FROM trade_settings") == [(None,)]
-        ledger = _fetch(
-            connection, "SELECT version, applied_by FROM schema_migrations ORDER BY id"
-        )
+        ledger = _fetch(connection, "SELECT version, applied_by FROM schema_migrations ORDER BY id")
         assert [row[0] for row in ledger] == ["20260203_trade_settings_auto_recovery"]
         assert ledger[0][1]
         with pytest.raises(Exception, match="CONSTRAINT|json|JSON"):

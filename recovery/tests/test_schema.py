@@ -30,8 +30,15 @@ def test_reference_ddl_has_every_table(name: str) -> None:
     statements = sql_statements((FIXTURES_DIR / name).read_text())
     created = [s.split()[2] for s in statements if s.upper().startswith("CREATE TABLE")]
     assert sorted(created) == sorted(
-        ["trade_runs", "trade_orders", "trade_settings", "audit_logs", "trade_guard_state",
-         "ib_settings", "schema_migrations"]
+        [
+            "trade_runs",
+            "trade_orders",
+            "trade_settings",
+            "audit_logs",
+            "trade_guard_state",
+            "ib_settings",
+            "schema_migrations",
+        ]
     )
 
 
@@ -53,6 +60,20 @@ class _FakeWrapper:
 def test_ddl_is_refused_on_a_production_mysql_database(name: str) -> None:
     with pytest.raises(UnsafeSchemaOperation, match="refusing to run DDL"):
         ensure_scratch_database(_FakeWrapper("mysql", name))  # type: ignore[arg-type]
+
+
+def test_ddl_on_sqlite_needs_a_test_file_or_the_demo() -> None:
+    real = _FakeWrapper("sqlite", "/srv/tradeops/var/tradeops.sqlite3")
+    with pytest.raises(UnsafeSchemaOperation):
+        ensure_scratch_database(real)  # type: ignore[arg-type]
+    ensure_scratch_database(real, demo=True)  # type: ignore[arg-type]
+    ensure_scratch_database(_FakeWrapper("sqlite", "/tmp/x/test_scratch.sqlite3"))  # type: ignore[arg-type]
+    ensure_scratch_database(_FakeWrapper("sqlite", "file:memorydb_default?mode=memory&cache=shared"))  # type: ignore[arg-type]
+
+
+def test_demo_flag_does_not_open_mysql() -> None:
+    with pytest.raises(UnsafeSchemaOperation):
+        ensure_scratch_database(_FakeWrapper("mysql", "trading"), demo=True)  # type: ignore[arg-type]
 
 
 def test_ddl_is_refused_on_other_vendors() -> None:

@@ -53,17 +53,26 @@ def test_mariadb_scheme_means_the_mysql_backend() -> None:
 
 def test_default_sqlite_path_is_absolute_under_var() -> None:
     result = _manage(
-        "shell", "-c", "from django.conf import settings; print(settings.DATABASES['default']['NAME'])",
-        SECRET_KEY="x", DATABASE_URL="",
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.DATABASES['default']['NAME'])",
+        SECRET_KEY="x",
+        DATABASE_URL="",
     )
     # An empty DATABASE_URL is not "unset"; it must fail loudly rather than guess.
     assert result.returncode == 2
     environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     out = subprocess.run(
-        [sys.executable, "-c",
-         "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='tradeops.settings';"
-         "from django.conf import settings; print(settings.DATABASES['default']['NAME'])"],
-        capture_output=True, text=True, cwd="/", timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='tradeops.settings';"
+            "from django.conf import settings; print(settings.DATABASES['default']['NAME'])",
+        ],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        timeout=60,
         env={**environment, "SECRET_KEY": "x", "PYTHONPATH": str(BASE_DIR)},
     )
     assert out.returncode == 0, out.stderr
@@ -87,7 +96,7 @@ def test_env_example_lists_every_variable_the_settings_read() -> None:
     import re
 
     read = set(re.findall(r'env\.\w+\(\s*"([A-Z_]+)"', source)) | set(
-        re.findall(r'_database\("([A-Z_]+)"', source)
+        re.findall(r'(?:_database|_path)\("([A-Z_]+)"', source)
     )
     read |= {"TRADING_DATABASE_URL"}
     example = (BASE_DIR / ".env.example").read_text()

@@ -1,0 +1,181 @@
+"""auto_recovery settings: defaults, strict parsing and validation of the JSON (pure).
+
+A missing key takes its default silently. A present but invalid key falls back to its
+default and is reported; a column that holds no JSON object at all means all defaults,
+reported once. Nothing here raises on bad input: bad settings must never stop a sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from datetime import time
+from typing import Any
+
+WHOLE_COLUMN = "auto_recovery"
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")  # fullmatch: "$" lets "09:30\n" through
+_MAX_VALUE_TEXT = 200
+
+WHY_NOT_OBJECT = "not a JSON object: all defaults apply"
+WHY_NO_ROW = "no trade_settings row: all defaults apply"
+WHY_NULL = "column is NULL: all defaults apply"
+WHY_BOOL = "must be true or false"
+WHY_INT = "must be a whole JSON number (not a bool, not a fraction)"
+WHY_FLOAT = "must be a finite JSON number (not a bool, not NaN)"
+WHY_RANGE = "must be between {low} and {high}"
+WHY_WINDOWS = 'must be a list of {{"start": "HH:MM", "end": "HH:MM"}} with start != end ({problem})'
+
+
+@dataclass(frozen=True)
+class BlackoutWindow:
+    """A daily window in America/New_York wall-clock time; end < start wraps midnight."""
+
+    start: time
+    end: time
+
+    def contains(self, moment: time) -> bool:
+        if self.start < self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+    def as_dict(self) -> dict[str, str]:
+        return {"start": self.start.strftime("%H:%M"), "end": self.end.strftime("%H:%M")}
+
+
+@dataclass(frozen=True)
+class AutoRecoveryConfig:
+    enabled: bool = True
+    new_timeout_seconds: int = 45
+    max_auto_retries: int = 1
+    max_price_deviation_pct: float = 1.5
+    allow_replace_outside_rth: bool = False
+    max_replacements_per_sweep: int = 20
+    blackout_windows: tuple[BlackoutWindow, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["blackout_windows"] = [w.as_dict() for w in self.blackout_windows]
+        return data
+
+
+@dataclass(frozen=True)
+class SettingsWarning:
+    key: str
+    value: Any  # JSON-safe: the bad value itself, or its repr when JSON cannot hold it
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "value": self.value, "reason": self.reason}
+
+    def __str__(self) -> str:
+        return f"{self.key}={json.dumps(self.value)}: {self.reason}"
+
+
+def _json_safe(value: Any) -> Any:
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return repr(value)[:_MAX_VALUE_TEXT]
+    return value if len(text) <= _MAX_VALUE_TEXT else text[:_MAX_VALUE_TEXT] + "…"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_bool(value: Any) -> tuple[Any, str | None]:
+    return (value, None) if isinstance(value, bool) else (None, WHY_BOOL)
+
+
+def _int_in(low: int, high: int) -> Callable[[Any], tuple[Any, str | None]]:
+    def check(value: Any) -> tuple[Any, str | None]:
+        if type(value) is not int:
+            return None, WHY_INT
+        if not low <= value <= high:
+            return None, WHY_RANGE.format(low=low, high=high)
+        return value, None
+
+    return check
+
+
+def _float_in(low: float, high: float) -> Callable[[Any], tuple[Any, str | None]]:
+    def check(value: Any) -> tuple[Any, str | None]:
+        if not _is_number(value):
+            return None, WHY_FLOAT
+        # Compare before converting: int(10**400) is a valid JSON number but no float.
+        if isinstance(value, float) and not math.isfinite(value):
+            return None, WHY_FLOAT
+        if not low <= value <= high:
+            return None, WHY_RANGE.format(low=low, high=high)
+        return float(value), None
+
+    return check
+
+
+def _window(item: Any) -> BlackoutWindow | str:
+    if not isinstance(item, Mapping):
+        return "an item is not an object"
+    parts = []
+    for name in ("start", "end"):
+        text = item.get(name)
+        match = _HHMM.fullmatch(text) if isinstance(text, str) else None
+        if match is None:
+            return f"{name} {text!r} is not HH:MM"
+        parts.append(time(int(match.group(1)), int(match.group(2))))
+    if parts[0] == parts[1]:
+        return "start equals end"
+    return BlackoutWindow(start=parts[0], end=parts[1])
+
+
+def _check_windows(value: Any) -> tuple[Any, str | None]:
+    if not isinstance(value, list):
+        return None, WHY_WINDOWS.format(problem="not a list")
+    windows = []
+    for item in value:
+        window = _window(item)
+        if isinstance(window, str):
+            return None, WHY_WINDOWS.format(problem=window)
+        windows.append(window)
+    return tuple(windows), None
+
+
+VALIDATORS: dict[str, Callable[[Any], tuple[Any, str | None]]] = {
+    "enabled": _check_bool,
+    "new_timeout_seconds": _int_in(1, 86400),
+    "max_auto_retries": _int_in(0, 10),
+    "max_price_deviation_pct": _float_in(0, 100),
+    "allow_replace_outside_rth": _check_bool,
+    "max_replacements_per_sweep": _int_in(1, 1000),
+    "blackout_windows": _check_windows,
+}
+KNOWN_KEYS = frozenset(f.name for f in fields(AutoRecoveryConfig))
+assert KNOWN_KEYS == frozenset(VALIDATORS), "every setting needs a validator"
+
+
+def config_parse(raw: Any, *, row_exists: bool = True) -> tuple[AutoRecoveryConfig, list[SettingsWarning]]:
+    """Settings in force for `raw` (the column's value as Django hands it back)."""
+    if not row_exists:
+        return AutoRecoveryConfig(), [SettingsWarning(WHOLE_COLUMN, None, WHY_NO_ROW)]
+    if raw is None:
+        return AutoRecoveryConfig(), [SettingsWarning(WHOLE_COLUMN, None, WHY_NULL)]
+    if not isinstance(raw, Mapping):
+        return AutoRecoveryConfig(), [SettingsWarning(WHOLE_COLUMN, _json_safe(raw), WHY_NOT_OBJECT)]
+    values: dict[str, Any] = {}
+    warnings: list[SettingsWarning] = []
+    for key, validate in VALIDATORS.items():
+        if key not in raw:
+            continue
+        value, why = validate(raw[key])
+        if why is None:
+            values[key] = value
+        else:
+            warnings.append(SettingsWarning(key, _json_safe(raw[key]), why))
+    return AutoRecoveryConfig(**values), warnings
+
+
+def config_errors(raw: Mapping[str, Any]) -> dict[str, str]:
+    """Key -> why, for every known key of `raw` that is invalid (the admin form uses it)."""
+    return {w.key: w.reason for w in config_parse(dict(raw))[1]}

@@ -1,0 +1,244 @@
+"""The decision table of design.md as a pure function of plain data.
+
+No ORM, no clock, no files: `decide(order, gates=..., settings=..., now=...)` reads an
+OrderSnapshot and a GateState gathered once per sweep and returns a frozen Decision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from recovery.config import AutoRecoveryConfig
+
+SIDES = frozenset({"BUY", "SELL"})
+ORDER_TYPES = frozenset({"MKT", "LMT", "ADAPTIVE_LMT", "PEG_MID"})
+LIMIT_LIKE = frozenset({"LMT", "PEG_MID"})
+
+
+class Action(StrEnum):
+    REPLACE = "replace"
+    CANCEL = "cancel"
+    SKIP = "skip"
+
+
+class Reason(StrEnum):
+    """Every reason code; the same strings reach the audit rows, JSON output and admin."""
+
+    DISABLED = "disabled"
+    BLACKOUT = "blackout"
+    IB_UNREACHABLE = "ib_unreachable"
+    GUARD_HALTED = "guard_halted"
+    OPEN_AT_BROKER = "open_at_broker"
+    SUBMIT_IN_FLIGHT = "submit_in_flight"
+    INVALID_ORDER = "invalid_order"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    OUTSIDE_RTH = "outside_rth"
+    QUOTE_UNAVAILABLE = "quote_unavailable"
+    PRICE_DEVIATION = "price_deviation"
+    REPLACED = "replaced"
+    CIRCUIT_OPEN = "circuit_open"
+    CHANGED_CONCURRENTLY = "changed_concurrently"
+    WRITE_FAILED = "write_failed"
+
+
+class NotCandidate(StrEnum):
+    """Why an order named by hand (admin selection) is not a sweep candidate at all."""
+
+    NOT_NEW = "not_new"
+    ACKNOWLEDGED = "acknowledged"
+    FILLED = "filled"
+    TOO_YOUNG = "too_young"
+    INTENT_ONLY = "intent_only"
+    NOT_FOUND = "not_found"
+    CHANGED_MEANWHILE = "changed_meanwhile"
+
+
+@dataclass(frozen=True)
+class OrderSnapshot:
+    id: int
+    client_order_id: str
+    symbol: str
+    side: Any
+    quantity: Any
+    order_type: Any
+    limit_price: Any
+    status: str
+    filled_quantity: Any
+    ib_order_id: int | None
+    ib_perm_id: int | None
+    params: Mapping[str, Any]  # {} when the column holds anything but an object
+    created_at: datetime
+    updated_at: datetime | None
+    project_id: int | None = None
+    mode: str = "paper"
+
+
+@dataclass(frozen=True)
+class GateState:
+    """Outside facts, gathered once per sweep before any order is decided."""
+
+    ib_reachable: bool
+    market_open: bool
+    in_blackout: bool = False
+    halted: frozenset[tuple[int, str]] = frozenset()
+    quotes: Mapping[str, float] | None = None  # None: no fresh quotes file
+    open_tags: frozenset[str] | None = None  # None: no fresh open_orders file
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: Reason
+    age_seconds: float
+    attempt: int  # replacements already made along the chain
+    quote: float | None = None
+    deviation_pct: float | None = None
+    detail: str | None = None
+
+    @property
+    def cancels(self) -> bool:
+        return self.action in (Action.CANCEL, Action.REPLACE)
+
+    @property
+    def replaces(self) -> bool:
+        return self.action is Action.REPLACE
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """ISO-8601 with Z, an offset or naive (= UTC) -> aware UTC; None when unusable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00: before datetime.min once in UTC
+        return None
+
+
+def _positive_finite(value: Any) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    )
+
+
+def order_problem(order: OrderSnapshot) -> str | None:
+    """Why the row itself cannot be re-placed (rule 6), or None."""
+    if order.side not in SIDES:
+        return f"side {order.side!r} is not BUY or SELL"
+    if order.order_type not in ORDER_TYPES:
+        return f"order_type {order.order_type!r} is not one of {', '.join(sorted(ORDER_TYPES))}"
+    if not _positive_finite(order.quantity):
+        return f"quantity {order.quantity!r} is not a positive finite number"
+    if order.order_type in LIMIT_LIKE and not _positive_finite(order.limit_price):
+        return f"{order.order_type} needs a positive finite limit_price, got {order.limit_price!r}"
+    return None
+
+
+def chain_attempts(params: Mapping[str, Any]) -> int | None:
+    """Replacements already made along this order's chain; None when unreadable."""
+    recovery = params.get("auto_recovery")
+    if not isinstance(recovery, Mapping) or "attempts" not in recovery:
+        return 0
+    attempts = recovery["attempts"]
+    if type(attempts) is not int or attempts < 0:
+        return None
+    return attempts
+
+
+def submit_in_flight(order: OrderSnapshot, *, timeout_seconds: int, now: datetime) -> bool:
+    command = order.params.get("submit_command")
+    if not isinstance(command, Mapping) or command.get("pending") is not True:
+        return False
+    requested = parse_timestamp(command.get("requested_at")) or order.updated_at or order.created_at
+    return (now - requested).total_seconds() < timeout_seconds
+
+
+def price_deviation_pct(*, quote: float, limit_price: float) -> Decimal:
+    # Decimal of the repr: 101.5 vs 100 is exactly 1.5, not 1.4999999999999.
+    limit = Decimal(repr(limit_price))
+    return abs(Decimal(repr(quote)) - limit) / limit * 100
+
+
+def candidate_problem(
+    order: OrderSnapshot, *, settings: AutoRecoveryConfig, now: datetime
+) -> NotCandidate | None:
+    """Why `order` is not a sweep candidate (mirrors selectors.stale_order_list), or None."""
+    if order.status != "NEW":
+        return NotCandidate.NOT_NEW
+    if order.ib_order_id is not None or order.ib_perm_id is not None:
+        return NotCandidate.ACKNOWLEDGED
+    if (order.filled_quantity or 0) != 0:
+        return NotCandidate.FILLED
+    intent = order.params.get("intent_only")
+    if intent is True or intent == "true":  # as the SQL filter reads it (1 is not true there)
+        return NotCandidate.INTENT_ONLY
+    if (now - order.created_at).total_seconds() < settings.new_timeout_seconds:
+        return NotCandidate.TOO_YOUNG
+    return None
+
+
+def decide(
+    order: OrderSnapshot, *, gates: GateState, settings: AutoRecoveryConfig, now: datetime
+) -> Decision:
+    """The first rule of the table that matches decides."""
+    age = round((now - order.created_at).total_seconds(), 3)
+    attempts = chain_attempts(order.params)
+    base = {"age_seconds": age, "attempt": attempts if attempts is not None else -1}
+
+    def skip(reason: Reason, detail: str | None = None) -> Decision:
+        return Decision(Action.SKIP, reason, detail=detail, **base)
+
+    def cancel(reason: Reason, detail: str | None = None, **extra: Any) -> Decision:
+        return Decision(Action.CANCEL, reason, detail=detail, **base, **extra)
+
+    if not settings.enabled:
+        return skip(Reason.DISABLED)
+    if gates.in_blackout:
+        return skip(Reason.BLACKOUT)
+    if not gates.ib_reachable:
+        return skip(Reason.IB_UNREACHABLE)
+    if order.project_id is not None and (order.project_id, order.mode) in gates.halted:
+        return skip(Reason.GUARD_HALTED, f"project {order.project_id} ({order.mode}) is halted")
+    if gates.open_tags is not None and order.client_order_id in gates.open_tags:
+        return skip(Reason.OPEN_AT_BROKER)
+    if submit_in_flight(order, timeout_seconds=settings.new_timeout_seconds, now=now):
+        return skip(Reason.SUBMIT_IN_FLIGHT)
+    problem = order_problem(order)
+    if problem is not None:
+        return cancel(Reason.INVALID_ORDER, problem)
+    if attempts is None:
+        return cancel(Reason.RETRIES_EXHAUSTED, "params.auto_recovery.attempts is unreadable")
+    if attempts >= settings.max_auto_retries:
+        return cancel(Reason.RETRIES_EXHAUSTED, f"{attempts} of {settings.max_auto_retries} used")
+    if not gates.market_open and not settings.allow_replace_outside_rth:
+        return cancel(Reason.OUTSIDE_RTH)
+    quote = _quote_for(order.symbol, gates.quotes)
+    if order.order_type in LIMIT_LIKE and settings.max_price_deviation_pct > 0:
+        if quote is None:
+            return cancel(Reason.QUOTE_UNAVAILABLE, f"no fresh quote for {order.symbol!r}")
+        deviation = price_deviation_pct(quote=quote, limit_price=order.limit_price)
+        shown = float(round(deviation, 4))
+        if deviation > Decimal(repr(settings.max_price_deviation_pct)):
+            return cancel(Reason.PRICE_DEVIATION, quote=quote, deviation_pct=shown)
+        return Decision(Action.REPLACE, Reason.REPLACED, quote=quote, deviation_pct=shown, **base)
+    return Decision(Action.REPLACE, Reason.REPLACED, quote=quote, **base)
+
+
+def _quote_for(symbol: Any, quotes: Mapping[str, float] | None) -> float | None:
+    if quotes is None or not isinstance(symbol, str):
+        return None
+    return quotes.get(symbol.strip().upper())

@@ -1,0 +1,154 @@
+"""The demo: a SQLite database with one order per row of the decision table, and sweeps over it.
+
+Runs only on SQLite (the embedded default); it drops and rebuilds the trading tables,
+so it is safe to run twice and must never touch a real trading database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.core.management import call_command
+from django.db import connections, transaction
+from django.test.utils import override_settings
+
+from recovery.decisions import Reason
+from recovery.exceptions import UnsafeSchemaOperation
+from recovery.gates.guard import NEW_YORK, trade_date_for
+from recovery.gates.market_hours import market_state_get
+from recovery.models import IbSettings, TradeGuardState, TradeOrder, TradeRun, TradeSettings
+from recovery.results import SweepResult
+from recovery.routers import trading_alias
+from recovery.schema import FIXTURES_DIR, trading_schema_build
+from recovery.services import sweep_run
+
+DEMO_DIR = FIXTURES_DIR / "demo"
+DEMO_ACTOR = "demo"
+TABLE_REASONS = frozenset(Reason) - {Reason.CHANGED_CONCURRENTLY, Reason.WRITE_FAILED}
+MSG_NOT_SQLITE = "the demo runs only on SQLite (database {alias!r} is {vendor}); unset DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    title: str
+    result: SweepResult
+
+
+def demo_clock(*, now: dt.datetime) -> dt.datetime:
+    """11:00 New York on the latest NYSE session day whose 11:00 has passed."""
+    day = now.astimezone(NEW_YORK).date()
+    for _ in range(15):
+        moment = dt.datetime.combine(day, dt.time(11, 0), tzinfo=NEW_YORK)
+        if moment <= now and market_state_get(now=moment).is_open:
+            return moment.astimezone(dt.UTC)
+        day -= dt.timedelta(days=1)
+    raise RuntimeError("no NYSE session in the last 15 days")  # the calendar says otherwise
+
+
+def demo_bridge_root() -> Path:
+    """The demo's bridge folder, beside the demo database (never the real LEAN_BRIDGE_ROOT)."""
+    return Path(connections[trading_alias()].settings_dict["NAME"]).parent / "demo-bridge"
+
+
+def demo_database_build() -> None:
+    for alias in {"default", trading_alias()}:
+        vendor = connections[alias].vendor
+        if vendor != "sqlite":
+            raise UnsafeSchemaOperation(MSG_NOT_SQLITE.format(alias=alias, vendor=vendor))
+    Path(connections[trading_alias()].settings_dict["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    trading_schema_build(using=trading_alias(), demo=True)
+    call_command("migrate", verbosity=0)
+
+
+def demo_data_load(*, clock: dt.datetime, bridge_root: Path) -> int:
+    """Insert the scenario and write the bridge files stamped with `clock`; the order count."""
+    scenario = json.loads((DEMO_DIR / "scenario.json").read_text())
+    TradeSettings.objects.create(**scenario["settings"], created_at=clock, updated_at=clock)
+    IbSettings.objects.create(**scenario["ib_settings"])
+    for run in scenario["runs"]:
+        TradeRun.objects.create(**run, created_at=clock, updated_at=clock)
+    for guard in scenario["guard"]:
+        TradeGuardState.objects.create(**guard, trade_date=trade_date_for(clock))
+    for spec in scenario["orders"]:
+        TradeOrder.objects.create(**_order_fields(spec, clock=clock))
+    bridge_root.mkdir(parents=True, exist_ok=True)
+    stamp = clock.isoformat().replace("+00:00", "Z")
+    for name, key in (("quotes.json", "updated_at"), ("open_orders.json", "refreshed_at")):
+        payload = json.loads((DEMO_DIR / "bridge" / name).read_text())
+        payload[key] = stamp
+        (bridge_root / name).write_text(json.dumps(payload, indent=2))
+    return len(scenario["orders"])
+
+
+def _order_fields(spec: dict[str, Any], *, clock: dt.datetime) -> dict[str, Any]:
+    fields = {k: v for k, v in spec.items() if k not in {"age", "shows"}}
+    created = clock - dt.timedelta(seconds=spec["age"])
+    params = fields.pop("params", {})
+    command = params.get("submit_command")
+    if isinstance(command, dict) and "requested_at_age" in command:
+        at = clock - dt.timedelta(seconds=command.pop("requested_at_age"))
+        command["requested_at"] = at.isoformat().replace("+00:00", "Z")
+    return {**fields, "params": params, "created_at": created, "updated_at": created}
+
+
+@contextmanager
+def _rolled_back() -> Iterator[None]:
+    """Change the demo database for one dry run, then undo the change."""
+    with transaction.atomic(using=trading_alias()):
+        yield
+        transaction.set_rollback(True, using=trading_alias())
+
+
+def _settings_change(**changes: Any) -> None:
+    row = TradeSettings.objects.order_by("-id").first()
+    row.auto_recovery = {**row.auto_recovery, **changes}
+    row.save(update_fields=["auto_recovery"])
+
+
+def _ib_down() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    IbSettings.objects.update(api_mode="ib", port=port)
+
+
+def _at_new_york(clock: dt.datetime, hour: int, minute: int) -> dt.datetime:
+    day = clock.astimezone(NEW_YORK).date()
+    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=NEW_YORK).astimezone(dt.UTC)
+
+
+def demo_sweeps_run(*, clock: dt.datetime, bridge_root: Path) -> list[DemoRun]:
+    """What-if dry runs for the rules that hold for a whole sweep, then the real sweep twice."""
+    what_ifs: list[tuple[str, Callable[[], None], dt.datetime]] = [
+        ("what if auto_recovery.enabled were false", lambda: _settings_change(enabled=False), clock),
+        ("what if it were 23:50 New York (blackout 23:45-00:15)", lambda: None, _at_new_york(clock, 23, 50)),
+        ("what if the IB gateway were down", _ib_down, clock),
+        ("what if it were 16:30 New York (after the close)", lambda: None, _at_new_york(clock, 16, 30)),
+        (
+            "what if max_replacements_per_sweep were 2",
+            lambda: _settings_change(max_replacements_per_sweep=2),
+            clock,
+        ),
+    ]
+    runs = []
+    with override_settings(LEAN_BRIDGE_ROOT=bridge_root):
+        for title, change, when in what_ifs:
+            with _rolled_back():
+                change()
+                runs.append(
+                    DemoRun(f"{title} (dry run)", sweep_run(now=when, actor=DEMO_ACTOR, dry_run=True))
+                )
+        for title in ("the sweep, for real", "the same sweep again: it changes nothing"):
+            runs.append(DemoRun(title, sweep_run(now=clock, actor=DEMO_ACTOR)))
+    return runs
+
+
+def reasons_shown(runs: list[DemoRun]) -> set[str]:
+    return {str(o.reason) for run in runs for o in run.result.orders}

@@ -1,0 +1,1 @@
+"""Outside facts gathered once per sweep: IB gateway, NYSE hours, bridge files."""

@@ -1,0 +1,30 @@
+"""Rule 3: projects halted by the backend's risk guard today (read only)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from recovery.models import TradeGuardState
+
+NEW_YORK = ZoneInfo("America/New_York")
+HALTED = "halted"
+
+
+def trade_date_for(now: datetime) -> date:
+    """Today's date in New York, as the backend computes it (weekends included)."""
+    return now.astimezone(NEW_YORK).date()
+
+
+def halted_projects_get(*, pairs: Iterable[tuple[int, str]], now: datetime) -> frozenset[tuple[int, str]]:
+    """The (project_id, mode) pairs among `pairs` whose guard row for today says halted."""
+    wanted = set(pairs)
+    if not wanted:
+        return frozenset()
+    rows = TradeGuardState.objects.filter(
+        trade_date=trade_date_for(now),
+        status=HALTED,
+        project_id__in=sorted({project for project, _ in wanted}),
+    ).values_list("project_id", "mode")
+    return frozenset(pair for pair in rows if pair in wanted)

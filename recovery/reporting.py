@@ -1,0 +1,91 @@
+"""A sweep result as text for people: the command's table and the demo's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recovery.results import OrderOutcome, SweepResult
+
+COLUMNS = ("id", "client_order_id", "decision", "reason", "age", "try", "quote", "dev%", "replacement")
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _row(outcome: OrderOutcome) -> tuple[str, ...]:
+    replacement = (
+        f"{outcome.replacement_id} {outcome.replacement_client_order_id}" if outcome.replacement_id else "-"
+    )
+    return (
+        str(outcome.id),
+        outcome.client_order_id,
+        str(outcome.decision),
+        str(outcome.reason),
+        f"{outcome.age_seconds:.0f}s" if outcome.age_seconds is not None else "-",
+        "-" if outcome.attempt is None or outcome.attempt < 0 else str(outcome.attempt),
+        _num(outcome.quote),
+        _num(outcome.deviation_pct, 3),
+        replacement,
+    )
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+
+
+def _gates_line(gates: dict[str, Any]) -> str:
+    ib, market, blackout = gates["ib"], gates["market"], gates["blackout"]
+    ib_text = (
+        f"IB {'reachable' if ib['reachable'] else 'UNREACHABLE'} ({ib['detail']})"
+        if ib["probed"]
+        else "IB not probed"
+    )
+    market_text = (
+        f"market open until {market['session_close']}"
+        if market["open"]
+        else f"market closed (opens {market['next_open']})"
+    )
+    halted = ", ".join(f"{h['project_id']}/{h['mode']}" for h in gates["halted"]) or "none"
+    quotes, opens = gates["quotes"], gates["open_orders"]
+    quotes_text = (
+        f"{quotes['items']} symbols, {quotes['age_seconds']}s old"
+        if quotes["available"]
+        else quotes["problem"]
+    )
+    opens_text = (
+        f"{opens['items']} tags, {opens['age_seconds']}s old" if opens["available"] else opens["problem"]
+    )
+    black = f"IN BLACKOUT {blackout['window']}" if blackout["active"] else "no blackout"
+    return (
+        f"gates: {ib_text}; {market_text}; {black}; halted: {halted}; "
+        f"quotes: {quotes_text}; open orders: {opens_text}"
+    )
+
+
+def sweep_lines(result: SweepResult, *, verbosity: int = 1) -> list[str]:
+    """The human report; more with higher verbosity, as Django's -v levels go."""
+    counts = "  ".join(f"{k} {v}" for k, v in result.counts().items())
+    head = f"sweep {result.sweep_id} at {result.as_dict()['now']} by {result.actor}"
+    lines = [head + (" (dry run: nothing written)" if result.dry_run else "")]
+    if verbosity >= 2:
+        settings = ", ".join(f"{k}={v}" for k, v in result.settings.as_dict().items())
+        lines += [f"settings: {settings}", _gates_line(result.gates)]
+    for warning in result.settings_warnings:
+        lines.append(f"settings warning: {warning}")
+    if result.circuit_open:
+        lines.append(
+            f"CIRCUIT BREAKER OPEN: {result.would_replace} orders would have been re-placed "
+            f"(max_replacements_per_sweep={result.settings.max_replacements_per_sweep}); nothing was changed"
+        )
+    if result.orders:
+        lines += _table([COLUMNS, *(_row(o) for o in result.orders)])
+        if verbosity >= 3:
+            lines += [f"  {o.id}: {o.detail}" for o in result.orders if o.detail]
+    for alone in result.left_alone:
+        lines.append(f"left alone: order {alone.id} {alone.client_order_id or ''} ({alone.why})")
+    lines.append(counts)
+    return lines

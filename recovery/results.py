@@ -1,0 +1,138 @@
+"""What a sweep reports: per-order outcomes and the counts of design.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from recovery.config import AutoRecoveryConfig, SettingsWarning
+from recovery.decisions import Action, Decision, NotCandidate, Reason
+
+
+@dataclass(frozen=True)
+class OrderOutcome:
+    id: int
+    client_order_id: str
+    decision: Action
+    reason: Reason
+    age_seconds: float | None = None
+    attempt: int | None = None
+    quote: float | None = None
+    deviation_pct: float | None = None
+    detail: str | None = None
+    replacement_id: int | None = None
+    replacement_client_order_id: str | None = None
+
+    @classmethod
+    def of(cls, order_id: int, client_order_id: str, decided: Decision, /, **changes: Any) -> OrderOutcome:
+        """The outcome of `decision`, with `changes` (e.g. a reason the write itself gave)."""
+        values: dict[str, Any] = {
+            "id": order_id,
+            "client_order_id": client_order_id,
+            "decision": decided.action,
+            "reason": decided.reason,
+            "age_seconds": decided.age_seconds,
+            "attempt": decided.attempt,
+            "quote": decided.quote,
+            "deviation_pct": decided.deviation_pct,
+            "detail": decided.detail,
+        }
+        values.update(changes)
+        return cls(**values)
+
+    @property
+    def failed(self) -> bool:
+        return self.reason is Reason.WRITE_FAILED
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["decision"], data["reason"] = str(self.decision), str(self.reason)
+        return data
+
+
+@dataclass(frozen=True)
+class LeftAlone:
+    """An order named by hand that is not a candidate: never acted on."""
+
+    id: int
+    client_order_id: str | None
+    why: NotCandidate
+    status: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "client_order_id": self.client_order_id,
+            "why": str(self.why),
+            "status": self.status,
+        }
+
+
+@dataclass
+class SweepResult:
+    sweep_id: str
+    actor: str
+    dry_run: bool
+    now: dt.datetime
+    settings: AutoRecoveryConfig
+    settings_warnings: list[SettingsWarning]
+    gates: dict[str, Any]
+    orders: list[OrderOutcome] = field(default_factory=list)
+    left_alone: list[LeftAlone] = field(default_factory=list)
+    would_replace: int = 0
+    circuit_open: bool = False
+    breaker_overridden: bool = False
+
+    @property
+    def scanned(self) -> int:
+        return len(self.orders)
+
+    @property
+    def cancelled(self) -> int:
+        return sum(1 for o in self.orders if o.decision in (Action.CANCEL, Action.REPLACE))
+
+    @property
+    def replaced(self) -> int:
+        return sum(1 for o in self.orders if o.decision is Action.REPLACE)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for o in self.orders if o.failed)
+
+    @property
+    def skipped(self) -> int:
+        return sum(1 for o in self.orders if o.decision is Action.SKIP and not o.failed)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "scanned": self.scanned,
+            "cancelled": self.cancelled,
+            "replaced": self.replaced,
+            "skipped": self.skipped,
+            "failed": self.failed,
+        }
+
+    def reasons(self) -> dict[str, int]:
+        tally: dict[str, int] = {}
+        for outcome in self.orders:
+            tally[str(outcome.reason)] = tally.get(str(outcome.reason), 0) + 1
+        return dict(sorted(tally.items()))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sweep_id": self.sweep_id,
+            "actor": self.actor,
+            "dry_run": self.dry_run,
+            "now": self.now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+            **self.counts(),
+            "reasons": self.reasons(),
+            "circuit_open": self.circuit_open,
+            "would_replace": self.would_replace,
+            "breaker_overridden": self.breaker_overridden,
+            "settings": self.settings.as_dict(),
+            "settings_warnings": [w.as_dict() for w in self.settings_warnings],
+            "gates": self.gates,
+            "orders": [o.as_dict() for o in self.orders],
+            "left_alone": [a.as_dict() for a in self.left_alone],
+        }

@@ -1,0 +1,720 @@
+"""The decision table of design.md, row by row, then its boundaries and odd inputs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from recovery.config import AutoRecoveryConfig
+from recovery.decisions import (
+    Action,
+    Decision,
+    GateState,
+    NotCandidate,
+    OrderSnapshot,
+    Reason,
+    candidate_problem,
+    chain_attempts,
+    decide,
+    order_problem,
+    parse_timestamp,
+    price_deviation_pct,
+    submit_in_flight,
+)
+
+NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 in New York
+CLIENT_ID = "run7-AAPL-BUY-1"
+
+
+def ago(seconds: float) -> datetime:
+    return NOW - timedelta(seconds=seconds)
+
+
+def make_order(**overrides: Any) -> OrderSnapshot:
+    """A stale, valid LMT order of project 7 (paper) that nothing objects to."""
+    values: dict[str, Any] = {
+        "id": 101,
+        "client_order_id": CLIENT_ID,
+        "symbol": "AAPL",
+        "side": "BUY",
+        "quantity": 10.0,
+        "order_type": "LMT",
+        "limit_price": 100.0,
+        "status": "NEW",
+        "filled_quantity": 0.0,
+        "ib_order_id": None,
+        "ib_perm_id": None,
+        "params": {},
+        "created_at": ago(120),
+        "updated_at": ago(120),
+        "project_id": 7,
+        "mode": "paper",
+    }
+    values.update(overrides)
+    return OrderSnapshot(**values)
+
+
+def make_gates(**overrides: Any) -> GateState:
+    """Every gate open: IB up, market open, a fresh quote for AAPL near its limit."""
+    values: dict[str, Any] = {
+        "ib_reachable": True,
+        "market_open": True,
+        "in_blackout": False,
+        "halted": frozenset(),
+        "quotes": {"AAPL": 100.5},
+        "open_tags": frozenset(),
+    }
+    values.update(overrides)
+    return GateState(**values)
+
+
+def make_settings(**overrides: Any) -> AutoRecoveryConfig:
+    return AutoRecoveryConfig(**overrides)
+
+
+def pending(requested_at: Any = None, **extra: Any) -> dict[str, Any]:
+    command: dict[str, Any] = {"pending": True, **extra}
+    if requested_at is not None:
+        command["requested_at"] = requested_at
+    return {"submit_command": command}
+
+
+def attempts(count: Any) -> dict[str, Any]:
+    return {"auto_recovery": {"attempts": count, "root_order_id": 100, "root_client_order_id": "run7-AAPL"}}
+
+
+def run(
+    order: OrderSnapshot | None = None,
+    gates: GateState | None = None,
+    settings: AutoRecoveryConfig | None = None,
+) -> Decision:
+    return decide(
+        order or make_order(),
+        gates=gates or make_gates(),
+        settings=settings or make_settings(),
+        now=NOW,
+    )
+
+
+# Rules 1..10 of the table, in table order.
+TABLE = (
+    Reason.DISABLED,
+    Reason.BLACKOUT,
+    Reason.IB_UNREACHABLE,
+    Reason.GUARD_HALTED,
+    Reason.OPEN_AT_BROKER,
+    Reason.SUBMIT_IN_FLIGHT,
+    Reason.INVALID_ORDER,
+    Reason.RETRIES_EXHAUSTED,
+    Reason.OUTSIDE_RTH,
+    Reason.QUOTE_UNAVAILABLE,
+    Reason.PRICE_DEVIATION,
+)
+
+
+def from_row(first: Reason) -> Decision:
+    """Decide a case where every rule from `first` on matches and every earlier one does not.
+
+    Rules 9 and 10 exclude each other (no quote vs. a quote too far), so rule 10's case has a
+    quote 5% off where the earlier rows have none.
+    """
+    on = set(TABLE[TABLE.index(first) :])
+    params: dict[str, Any] = {}
+    if Reason.SUBMIT_IN_FLIGHT in on:
+        params |= pending(requested_at="2026-11-24T14:59:55Z")
+    params |= attempts(1 if Reason.RETRIES_EXHAUSTED in on else 0)
+    order = make_order(side="buy" if Reason.INVALID_ORDER in on else "BUY", params=params)
+    gates = make_gates(
+        in_blackout=Reason.BLACKOUT in on,
+        ib_reachable=Reason.IB_UNREACHABLE not in on,
+        halted=frozenset({(7, "paper")}) if Reason.GUARD_HALTED in on else frozenset(),
+        open_tags=frozenset({CLIENT_ID}) if Reason.OPEN_AT_BROKER in on else frozenset(),
+        market_open=Reason.OUTSIDE_RTH not in on,
+        quotes={} if Reason.QUOTE_UNAVAILABLE in on else {"AAPL": 105.0},
+    )
+    settings = make_settings(enabled=Reason.DISABLED not in on, max_auto_retries=1)
+    return run(order, gates, settings)
+
+
+def assert_skip(decision: Decision, reason: Reason) -> None:
+    assert (decision.action, decision.reason) == (Action.SKIP, reason)
+    assert not decision.cancels
+    assert not decision.replaces
+
+
+def assert_cancel(decision: Decision, reason: Reason) -> None:
+    assert (decision.action, decision.reason) == (Action.CANCEL, reason)
+    assert decision.cancels
+    assert not decision.replaces
+
+
+def assert_replaced(decision: Decision) -> None:
+    assert (decision.action, decision.reason) == (Action.REPLACE, Reason.REPLACED)
+    assert decision.cancels
+    assert decision.replaces
+
+
+# --- the table, row by row: the first rule that matches decides ------------------------------
+
+
+def test_row_1_disabled_beats_every_other_rule() -> None:
+    assert_skip(from_row(Reason.DISABLED), Reason.DISABLED)
+
+
+def test_row_1b_blackout_beats_ib_unreachable_and_everything_after() -> None:
+    assert_skip(from_row(Reason.BLACKOUT), Reason.BLACKOUT)
+
+
+def test_row_2_ib_unreachable_beats_guard_halted_and_everything_after() -> None:
+    assert_skip(from_row(Reason.IB_UNREACHABLE), Reason.IB_UNREACHABLE)
+
+
+def test_row_3_guard_halted_beats_open_at_broker_and_everything_after() -> None:
+    decision = from_row(Reason.GUARD_HALTED)
+    assert_skip(decision, Reason.GUARD_HALTED)
+    assert decision.detail == "project 7 (paper) is halted"
+
+
+def test_row_4_open_at_broker_beats_submit_in_flight_and_everything_after() -> None:
+    assert_skip(from_row(Reason.OPEN_AT_BROKER), Reason.OPEN_AT_BROKER)
+
+
+def test_row_5_submit_in_flight_beats_invalid_order_and_everything_after() -> None:
+    assert_skip(from_row(Reason.SUBMIT_IN_FLIGHT), Reason.SUBMIT_IN_FLIGHT)
+
+
+def test_row_6_invalid_order_cancels_and_beats_retries_exhausted_and_everything_after() -> None:
+    decision = from_row(Reason.INVALID_ORDER)
+    assert_cancel(decision, Reason.INVALID_ORDER)
+    assert decision.detail == "side 'buy' is not BUY or SELL"
+
+
+def test_row_7_retries_exhausted_cancels_and_beats_outside_rth_and_everything_after() -> None:
+    decision = from_row(Reason.RETRIES_EXHAUSTED)
+    assert_cancel(decision, Reason.RETRIES_EXHAUSTED)
+    assert decision.attempt == 1
+    assert decision.detail == "1 of 1 used"
+
+
+def test_row_8_outside_rth_cancels_and_beats_quote_unavailable() -> None:
+    assert_cancel(from_row(Reason.OUTSIDE_RTH), Reason.OUTSIDE_RTH)
+
+
+def test_row_9_quote_unavailable_cancels_a_limit_order_without_a_quote() -> None:
+    decision = from_row(Reason.QUOTE_UNAVAILABLE)
+    assert_cancel(decision, Reason.QUOTE_UNAVAILABLE)
+    assert decision.quote is None
+    assert decision.detail == "no fresh quote for 'AAPL'"
+
+
+def test_row_10_price_deviation_cancels_when_the_quote_is_too_far() -> None:
+    decision = from_row(Reason.PRICE_DEVIATION)
+    assert_cancel(decision, Reason.PRICE_DEVIATION)
+    assert decision.quote == 105.0
+    assert decision.deviation_pct == 5.0
+
+
+def test_row_11_otherwise_replaced_with_its_inputs() -> None:
+    decision = run()
+    assert_replaced(decision)
+    assert decision.quote == 100.5
+    assert decision.deviation_pct == 0.5
+    assert decision.age_seconds == 120.0
+    assert decision.attempt == 0
+    assert decision.detail is None
+
+
+# --- row 1b / 2 / 3 / 4: gates ---------------------------------------------------------------
+
+
+def test_skips_carry_age_and_attempt() -> None:
+    decision = run(make_order(params=attempts(0), created_at=ago(61.25)), make_gates(in_blackout=True))
+    assert_skip(decision, Reason.BLACKOUT)
+    assert decision.age_seconds == 61.25
+    assert decision.attempt == 0
+
+
+def test_age_is_rounded_to_milliseconds() -> None:
+    decision = run(make_order(created_at=NOW - timedelta(seconds=90, microseconds=123456)))
+    assert decision.age_seconds == 90.123
+
+
+def test_guard_halts_only_the_same_project_and_mode() -> None:
+    halted = make_gates(halted=frozenset({(7, "live"), (8, "paper")}))
+    assert_replaced(run(make_order(project_id=7, mode="paper"), halted))
+    assert_skip(run(make_order(project_id=7, mode="live"), halted), Reason.GUARD_HALTED)
+    assert_skip(run(make_order(project_id=8, mode="paper"), halted), Reason.GUARD_HALTED)
+    assert_replaced(run(make_order(project_id=8, mode="live"), halted))
+
+
+def test_an_order_without_a_project_is_never_halted() -> None:
+    halted = make_gates(halted=frozenset({(7, "paper"), (None, "paper")}))
+    assert_replaced(run(make_order(project_id=None), halted))
+
+
+def test_open_at_broker_needs_a_fresh_snapshot_listing_this_order() -> None:
+    assert_replaced(run(gates=make_gates(open_tags=None)))  # no fresh snapshot proves nothing
+    assert_replaced(run(gates=make_gates(open_tags=frozenset())))
+    assert_replaced(run(gates=make_gates(open_tags=frozenset({"run7-AAPL-BUY-2"}))))
+    listed = make_gates(open_tags=frozenset({"run7-AAPL-BUY-2", CLIENT_ID}))
+    assert_skip(run(gates=listed), Reason.OPEN_AT_BROKER)
+
+
+# --- row 5: a submit in flight ---------------------------------------------------------------
+
+
+def test_pending_submit_younger_than_the_timeout_is_in_flight() -> None:
+    decision = run(make_order(params=pending(requested_at="2026-11-24T14:59:16Z")))  # 44 s ago
+    assert_skip(decision, Reason.SUBMIT_IN_FLIGHT)
+
+
+def test_pending_submit_as_old_as_the_timeout_is_not_in_flight() -> None:
+    assert_replaced(run(make_order(params=pending(requested_at="2026-11-24T14:59:15Z"))))  # 45 s
+    assert_replaced(run(make_order(params=pending(requested_at="2026-11-24T14:00:00Z"))))
+
+
+def test_in_flight_window_follows_new_timeout_seconds() -> None:
+    order = make_order(params=pending(requested_at="2026-11-24T14:58:00Z"))  # 120 s ago
+    assert_replaced(run(order, settings=make_settings(new_timeout_seconds=120)))
+    assert_skip(run(order, settings=make_settings(new_timeout_seconds=121)), Reason.SUBMIT_IN_FLIGHT)
+
+
+def test_requested_at_with_an_offset_is_converted_to_utc() -> None:
+    # 09:59:50 at -05:00 is 10 s ago; read as naive UTC it would be five hours old.
+    young = make_order(params=pending(requested_at="2026-11-24T09:59:50-05:00"))
+    assert_skip(run(young), Reason.SUBMIT_IN_FLIGHT)
+    # 15:59:00 at +01:00 is 60 s ago; read as naive UTC it would lie in the future.
+    old = make_order(params=pending(requested_at="2026-11-24T15:59:00+01:00"))
+    assert_replaced(run(old))
+
+
+def test_naive_requested_at_is_utc() -> None:
+    assert_skip(run(make_order(params=pending(requested_at="2026-11-24T14:59:50"))), Reason.SUBMIT_IN_FLIGHT)
+    # 60 s old as UTC; read as New York time it would lie five hours in the future.
+    assert_replaced(run(make_order(params=pending(requested_at="2026-11-24T14:59:00"))))
+
+
+@pytest.mark.parametrize("requested_at", [None, "", "yesterday", "2026-13-01T00:00:00Z", 1764000000, ["x"]])
+def test_missing_or_unusable_requested_at_falls_back_to_updated_at(requested_at: Any) -> None:
+    params = {"submit_command": {"pending": True, "requested_at": requested_at}}
+    if requested_at is None:
+        del params["submit_command"]["requested_at"]
+    young = make_order(params=params, updated_at=ago(10))
+    assert_skip(run(young), Reason.SUBMIT_IN_FLIGHT)
+    old = make_order(params=params, updated_at=ago(60))
+    assert_replaced(run(old))
+
+
+@pytest.mark.parametrize("requested_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_requested_at_out_of_datetime_range_falls_back_to_updated_at(requested_at: str) -> None:
+    params = pending(requested_at=requested_at)
+    assert_skip(run(make_order(params=params, updated_at=ago(10))), Reason.SUBMIT_IN_FLIGHT)
+    assert_replaced(run(make_order(params=params, updated_at=ago(60))))
+
+
+def test_without_requested_at_or_updated_at_created_at_stands_in() -> None:
+    order = make_order(params=pending(), updated_at=None, created_at=ago(120))
+    assert not submit_in_flight(order, timeout_seconds=45, now=NOW)
+    assert submit_in_flight(order, timeout_seconds=121, now=NOW)
+
+
+@pytest.mark.parametrize("flag", ["true", 1, "yes", None, False])
+def test_only_a_json_true_pending_counts(flag: Any) -> None:
+    params = {"submit_command": {"pending": flag, "requested_at": "2026-11-24T14:59:55Z"}}
+    assert_replaced(run(make_order(params=params, updated_at=ago(5))))
+
+
+@pytest.mark.parametrize("command", [None, "pending", True, ["pending"], {}])
+def test_a_submit_command_that_is_not_an_object_is_not_in_flight(command: Any) -> None:
+    assert_replaced(run(make_order(params={"submit_command": command}, updated_at=ago(5))))
+
+
+# --- row 6: the order row itself is unusable -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "mentions"),
+    [
+        ({"side": "buy"}, "side"),
+        ({"side": "HOLD"}, "side"),
+        ({"side": ""}, "side"),
+        ({"side": None}, "side"),
+        ({"order_type": "STP"}, "order_type"),
+        ({"order_type": "lmt"}, "order_type"),
+        ({"order_type": None}, "order_type"),
+        ({"quantity": 0}, "quantity"),
+        ({"quantity": 0.0}, "quantity"),
+        ({"quantity": -1}, "quantity"),
+        ({"quantity": math.nan}, "quantity"),
+        ({"quantity": math.inf}, "quantity"),
+        ({"quantity": True}, "quantity"),
+        ({"quantity": None}, "quantity"),
+        ({"quantity": "10"}, "quantity"),
+        ({"order_type": "LMT", "limit_price": None}, "limit_price"),
+        ({"order_type": "LMT", "limit_price": 0}, "limit_price"),
+        ({"order_type": "LMT", "limit_price": -100.0}, "limit_price"),
+        ({"order_type": "LMT", "limit_price": math.nan}, "limit_price"),
+        ({"order_type": "LMT", "limit_price": math.inf}, "limit_price"),
+        ({"order_type": "LMT", "limit_price": True}, "limit_price"),
+        ({"order_type": "PEG_MID", "limit_price": None}, "limit_price"),
+    ],
+)
+def test_an_unusable_order_row_is_cancelled_with_a_detail(fields: dict[str, Any], mentions: str) -> None:
+    order = make_order(**fields)
+    decision = run(order)
+    assert_cancel(decision, Reason.INVALID_ORDER)
+    assert decision.detail is not None
+    assert mentions in decision.detail
+    assert decision.detail == order_problem(order)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"side": "SELL"},
+        {"order_type": "MKT", "limit_price": None},
+        {"order_type": "ADAPTIVE_LMT", "limit_price": None},
+        {"order_type": "PEG_MID", "limit_price": 99.5},
+        {"quantity": 1},
+        {"quantity": 0.5},
+        {"limit_price": 100},
+    ],
+)
+def test_a_usable_order_row_has_no_problem(fields: dict[str, Any]) -> None:
+    assert order_problem(make_order(**fields)) is None
+
+
+def test_the_first_problem_of_the_row_is_the_one_reported() -> None:
+    order = make_order(side="HOLD", order_type="STP", quantity=0)
+    assert order_problem(order) == "side 'HOLD' is not BUY or SELL"
+    assert order_problem(replace(order, side="SELL")) == (
+        "order_type 'STP' is not one of ADAPTIVE_LMT, LMT, MKT, PEG_MID"
+    )
+    assert order_problem(replace(order, side="SELL", order_type="MKT")) == (
+        "quantity 0 is not a positive finite number"
+    )
+    assert order_problem(make_order(limit_price=None)) == "LMT needs a positive finite limit_price, got None"
+
+
+# --- row 7: retries along the chain ----------------------------------------------------------
+
+
+def test_the_last_allowed_retry_is_replaced_and_the_next_is_exhausted() -> None:
+    settings = make_settings(max_auto_retries=3)
+    last = run(make_order(params=attempts(2)), settings=settings)
+    assert_replaced(last)
+    assert last.attempt == 2
+    exhausted = run(make_order(params=attempts(3)), settings=settings)
+    assert_cancel(exhausted, Reason.RETRIES_EXHAUSTED)
+    assert exhausted.detail == "3 of 3 used"
+    assert_cancel(run(make_order(params=attempts(4)), settings=settings), Reason.RETRIES_EXHAUSTED)
+
+
+def test_zero_retries_means_cancel_only() -> None:
+    decision = run(make_order(params={}), settings=make_settings(max_auto_retries=0))
+    assert_cancel(decision, Reason.RETRIES_EXHAUSTED)
+    assert decision.attempt == 0
+    assert decision.detail == "0 of 0 used"
+
+
+@pytest.mark.parametrize("count", ["2", "0", -1, True, False, 1.0, None, [1]])
+def test_unreadable_attempts_count_as_exhausted(count: Any) -> None:
+    decision = run(make_order(params=attempts(count)), settings=make_settings(max_auto_retries=10))
+    assert_cancel(decision, Reason.RETRIES_EXHAUSTED)
+    assert decision.attempt == -1
+    assert decision.detail == "params.auto_recovery.attempts is unreadable"
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, 0),
+        ({"auto_recovery": None}, 0),
+        ({"auto_recovery": "garbage"}, 0),
+        ({"auto_recovery": {}}, 0),
+        ({"auto_recovery": {"last_action": "cancel", "sweep_id": "s1"}}, 0),
+        ({"auto_recovery": {"attempts": 0}}, 0),
+        ({"auto_recovery": {"attempts": 2}}, 2),
+        ({"auto_recovery": {"attempts": "2"}}, None),
+        ({"auto_recovery": {"attempts": -1}}, None),
+        ({"auto_recovery": {"attempts": True}}, None),
+    ],
+)
+def test_chain_attempts_reads_the_orders_own_count(params: dict[str, Any], expected: int | None) -> None:
+    assert chain_attempts(params) == expected
+
+
+# --- row 8: regular trading hours ------------------------------------------------------------
+
+
+def test_outside_rth_replaces_when_allowed() -> None:
+    closed = make_gates(market_open=False)
+    assert_cancel(run(gates=closed), Reason.OUTSIDE_RTH)
+    assert_replaced(run(gates=closed, settings=make_settings(allow_replace_outside_rth=True)))
+
+
+# --- rows 9 and 10: quotes and the price check -----------------------------------------------
+
+
+def test_deviation_exactly_at_the_limit_passes() -> None:
+    for quote in (101.5, 98.5):
+        decision = run(gates=make_gates(quotes={"AAPL": quote}))
+        assert_replaced(decision)
+        assert decision.deviation_pct == 1.5
+
+
+def test_deviation_just_over_the_limit_fails() -> None:
+    for quote in (101.5001, 98.4999):
+        decision = run(gates=make_gates(quotes={"AAPL": quote}))
+        assert_cancel(decision, Reason.PRICE_DEVIATION)
+        assert decision.quote == quote
+        assert decision.deviation_pct == 1.5001
+
+
+def test_deviation_at_the_limit_despite_float_noise_passes() -> None:
+    # In binary floats |0.3045 - 0.3| / 0.3 * 100 is 1.5000000000000013.
+    assert abs(0.3045 - 0.3) / 0.3 * 100 > 1.5
+    order = make_order(symbol="PENNY", limit_price=0.3)
+    decision = run(order, make_gates(quotes={"PENNY": 0.3045}), make_settings(max_price_deviation_pct=1.5))
+    assert_replaced(decision)
+    assert decision.deviation_pct == 1.5
+    over = run(order, make_gates(quotes={"PENNY": 0.30451}), make_settings(max_price_deviation_pct=1.5))
+    assert_cancel(over, Reason.PRICE_DEVIATION)
+
+
+def test_price_deviation_pct_is_exact_decimal() -> None:
+    assert price_deviation_pct(quote=101.5, limit_price=100.0) == Decimal("1.5")
+    assert price_deviation_pct(quote=0.3045, limit_price=0.3) == Decimal("1.5")
+    assert price_deviation_pct(quote=0.2955, limit_price=0.3) == Decimal("1.5")
+    assert price_deviation_pct(quote=100, limit_price=100) == 0
+
+
+def test_price_check_off_replaces_a_limit_order_without_a_quote() -> None:
+    off = make_settings(max_price_deviation_pct=0)
+    for quotes in (None, {}):
+        decision = run(gates=make_gates(quotes=quotes), settings=off)
+        assert_replaced(decision)
+        assert decision.quote is None
+        assert decision.deviation_pct is None
+    far = run(gates=make_gates(quotes={"AAPL": 150.0}), settings=off)
+    assert_replaced(far)
+    assert far.deviation_pct is None
+
+
+def test_no_quotes_file_is_quote_unavailable_for_a_limit_order() -> None:
+    assert_cancel(run(gates=make_gates(quotes=None)), Reason.QUOTE_UNAVAILABLE)
+
+
+@pytest.mark.parametrize("order_type", ["MKT", "ADAPTIVE_LMT"])
+def test_market_and_adaptive_orders_never_need_a_quote(order_type: str) -> None:
+    order = make_order(order_type=order_type, limit_price=None)
+    for quotes in (None, {}, {"AAPL": 500.0}):
+        decision = run(order, make_gates(quotes=quotes))
+        assert_replaced(decision)
+        assert decision.deviation_pct is None
+
+
+def test_peg_mid_is_limit_like() -> None:
+    peg = make_order(order_type="PEG_MID", limit_price=100.0)
+    assert_cancel(run(peg, make_gates(quotes={})), Reason.QUOTE_UNAVAILABLE)
+    assert_cancel(run(peg, make_gates(quotes={"AAPL": 102.0})), Reason.PRICE_DEVIATION)
+    decision = run(peg, make_gates(quotes={"AAPL": 101.0}))
+    assert_replaced(decision)
+    assert decision.deviation_pct == 1.0
+
+
+@pytest.mark.parametrize("symbol", ["aapl", " AAPL ", "Aapl\t", "AAPL"])
+def test_symbols_are_compared_stripped_and_upper_case(symbol: str) -> None:
+    decision = run(make_order(symbol=symbol), make_gates(quotes={"AAPL": 100.5}))
+    assert_replaced(decision)
+    assert decision.quote == 100.5
+
+
+def test_another_symbols_quote_is_no_quote() -> None:
+    decision = run(make_order(symbol="MSFT"), make_gates(quotes={"AAPL": 100.5, "MSFTX": 100.0}))
+    assert_cancel(decision, Reason.QUOTE_UNAVAILABLE)
+    assert decision.detail == "no fresh quote for 'MSFT'"
+
+
+# --- parse_timestamp -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-24T14:59:50Z", datetime(2026, 11, 24, 14, 59, 50, tzinfo=UTC)),
+        ("2026-11-24T14:59:50z", datetime(2026, 11, 24, 14, 59, 50, tzinfo=UTC)),
+        ("2026-11-24T14:59:50.250000Z", datetime(2026, 11, 24, 14, 59, 50, 250000, tzinfo=UTC)),
+        ("2026-11-24T09:59:50-05:00", datetime(2026, 11, 24, 14, 59, 50, tzinfo=UTC)),
+        ("2026-11-24T14:59:50+00:00", datetime(2026, 11, 24, 14, 59, 50, tzinfo=UTC)),
+        ("2026-11-24T14:59:50", datetime(2026, 11, 24, 14, 59, 50, tzinfo=UTC)),
+        ("2026-11-24 14:59:50", datetime(2026, 11, 24, 14, 59, 50, tzinfo=UTC)),
+        ("  2026-11-24T14:59:50Z  ", datetime(2026, 11, 24, 14, 59, 50, tzinfo=UTC)),
+    ],
+)
+def test_parse_timestamp_gives_aware_utc(text: str, expected: datetime) -> None:
+    moment = parse_timestamp(text)
+    assert moment == expected
+    assert moment is not None
+    assert moment.utcoffset() == timedelta(0)
+    assert moment.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "   ",
+        "Z",
+        "garbage",
+        "2026-02-30T00:00:00Z",
+        "2026-11-24T25:00:00Z",
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+        1764000000,
+        1764000000.5,
+        datetime(2026, 11, 24, tzinfo=UTC),
+        ["2026-11-24T14:59:50Z"],
+    ],
+)
+def test_parse_timestamp_gives_none_for_anything_unusable(value: Any) -> None:
+    assert parse_timestamp(value) is None
+
+
+def test_parse_timestamp_keeps_the_instant_of_any_offset() -> None:
+    tokyo = timezone(timedelta(hours=9))
+    moment = parse_timestamp(datetime(2026, 11, 25, 0, 0, tzinfo=tokyo).isoformat())
+    assert moment == datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+
+
+# --- candidate_problem: what a hand-picked order must be to count ----------------------------
+
+
+def test_a_stale_unacknowledged_unfilled_new_order_is_a_candidate() -> None:
+    assert candidate_problem(make_order(), settings=make_settings(), now=NOW) is None
+
+
+def test_age_exactly_at_the_timeout_is_a_candidate_one_second_younger_is_not() -> None:
+    settings = make_settings(new_timeout_seconds=45)
+    assert candidate_problem(make_order(created_at=ago(45)), settings=settings, now=NOW) is None
+    young = candidate_problem(make_order(created_at=ago(44)), settings=settings, now=NOW)
+    assert young is NotCandidate.TOO_YOUNG
+    almost = candidate_problem(make_order(created_at=ago(44.999)), settings=settings, now=NOW)
+    assert almost is NotCandidate.TOO_YOUNG
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"status": "SUBMITTED"}, NotCandidate.NOT_NEW),
+        ({"status": "CANCELED"}, NotCandidate.NOT_NEW),
+        ({"ib_order_id": 5001}, NotCandidate.ACKNOWLEDGED),
+        ({"ib_perm_id": 900001}, NotCandidate.ACKNOWLEDGED),
+        ({"ib_order_id": 0}, NotCandidate.ACKNOWLEDGED),
+        ({"filled_quantity": 1.0}, NotCandidate.FILLED),
+        ({"filled_quantity": 0.0001}, NotCandidate.FILLED),
+        ({"params": {"intent_only": True}}, NotCandidate.INTENT_ONLY),
+        # The SQL filter reads the JSON string "true" as true on both engines; so does this.
+        ({"params": {"intent_only": "true"}}, NotCandidate.INTENT_ONLY),
+        ({"created_at": ago(10)}, NotCandidate.TOO_YOUNG),
+    ],
+)
+def test_candidate_problem_names_each_reason(fields: dict[str, Any], expected: NotCandidate) -> None:
+    assert candidate_problem(make_order(**fields), settings=make_settings(), now=NOW) is expected
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"filled_quantity": None},
+        {"filled_quantity": 0},
+        {"params": {"intent_only": False}},
+        {"params": {"intent_only": "false"}},
+        {"params": {"intent_only": None}},
+    ],
+)
+def test_an_unfilled_order_not_marked_intent_only_is_a_candidate(fields: dict[str, Any]) -> None:
+    assert candidate_problem(make_order(**fields), settings=make_settings(), now=NOW) is None
+
+
+def test_candidate_problem_checks_in_the_selectors_order() -> None:
+    everything = make_order(
+        status="SUBMITTED",
+        ib_order_id=5001,
+        filled_quantity=3.0,
+        params={"intent_only": True},
+        created_at=ago(1),
+    )
+    settings = make_settings()
+    seen = []
+    for clear in (
+        {},
+        {"status": "NEW"},
+        {"ib_order_id": None},
+        {"filled_quantity": 0.0},
+        {"params": {}},
+        {"created_at": ago(600)},
+    ):
+        everything = replace(everything, **clear)
+        seen.append(candidate_problem(everything, settings=settings, now=NOW))
+    assert seen == [
+        NotCandidate.NOT_NEW,
+        NotCandidate.ACKNOWLEDGED,
+        NotCandidate.FILLED,
+        NotCandidate.INTENT_ONLY,
+        NotCandidate.TOO_YOUNG,
+        None,
+    ]
+
+
+def test_not_found_and_changed_meanwhile_belong_to_the_services_not_to_the_row() -> None:
+    # candidate_problem judges a row it has; the two remaining codes need the database.
+    from_the_row = {
+        NotCandidate.NOT_NEW,
+        NotCandidate.ACKNOWLEDGED,
+        NotCandidate.FILLED,
+        NotCandidate.INTENT_ONLY,
+        NotCandidate.TOO_YOUNG,
+    }
+    assert set(NotCandidate) == from_the_row | {NotCandidate.NOT_FOUND, NotCandidate.CHANGED_MEANWHILE}
+    assert {c.value for c in NotCandidate} == {
+        "not_new",
+        "acknowledged",
+        "filled",
+        "too_young",
+        "intent_only",
+        "not_found",
+        "changed_meanwhile",
+    }
+
+
+# --- the codes -------------------------------------------------------------------------------
+
+
+def test_reason_codes_are_the_strings_of_the_design() -> None:
+    assert [r.value for r in TABLE] + ["replaced"] == [
+        "disabled",
+        "blackout",
+        "ib_unreachable",
+        "guard_halted",
+        "open_at_broker",
+        "submit_in_flight",
+        "invalid_order",
+        "retries_exhausted",
+        "outside_rth",
+        "quote_unavailable",
+        "price_deviation",
+        "replaced",
+    ]
+    assert {Reason.CIRCUIT_OPEN.value, Reason.CHANGED_CONCURRENTLY.value, Reason.WRITE_FAILED.value} == {
+        "circuit_open",
+        "changed_concurrently",
+        "write_failed",
+    }
+    assert {a.value for a in Action} == {"replace", "cancel", "skip"}

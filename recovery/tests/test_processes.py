@@ -1,0 +1,110 @@
+"""The commands as cron and a newcomer run them: real processes, exit codes, stderr."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from recovery.locks import sweep_lock
+from recovery.routers import trading_alias
+from recovery.schema import FIXTURES_DIR, run_sql_script, trading_schema_build
+from recovery.tests.scratch import scratch_database
+
+BASE_DIR = Path(settings.BASE_DIR)
+
+
+def manage(*args: str, database_url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE"}}
+    environment.update(SECRET_KEY="process-tests", DATABASE_URL=database_url, **env)
+    environment.pop("TRADING_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd="/",  # as cron would: no working directory to lean on
+        timeout=300,
+    )
+
+
+def url_of(settings_dict: dict[str, Any]) -> str:
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user, host, port = (
+        settings_dict["USER"],
+        settings_dict["HOST"] or "127.0.0.1",
+        settings_dict["PORT"] or 3306,
+    )
+    password = f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else ""
+    return f"mysql://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture
+def unblocked(django_db_setup, django_db_blocker):  # noqa: ANN001, ANN201
+    with django_db_blocker.unblock():
+        yield
+
+
+def test_missing_auto_recovery_column_exits_2_naming_the_patch(unblocked) -> None:
+    with scratch_database() as connection:
+        if connection.vendor == "mysql":
+            run_sql_script(connection, (FIXTURES_DIR / "trading_schema.mysql.sql").read_text())
+        else:
+            run_sql_script(connection, (FIXTURES_DIR / "trading_schema.sqlite.sql").read_text())
+            run_sql_script(connection, "ALTER TABLE trade_settings DROP COLUMN auto_recovery")
+        result = manage("auto_recover", database_url=url_of(connection.settings_dict))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "trade_settings.auto_recovery" in lines[0]
+    assert "deploy/mysql/patches/20260203_trade_settings_auto_recovery.sql" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_exits_2_with_one_line() -> None:
+    url = (
+        "mysql://root@127.0.0.1:1/tradeops"
+        if connections[trading_alias()].vendor == "mysql"
+        else ("sqlite:////nonexistent-folder/for/sure/db.sqlite3")
+    )
+    result = manage("auto_recover", database_url=url)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "could not run" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_lock_held_by_another_run_exits_0_saying_so(unblocked, settings, tmp_path: Path) -> None:  # noqa: ANN001
+    settings.AUTO_RECOVER_LOCK_DIR = tmp_path  # the subprocess gets the same folder
+    with scratch_database() as connection:
+        trading_schema_build(using=connection.alias)
+        url = url_of(connection.settings_dict)
+        with sweep_lock(using=connection.alias):
+            held = manage("auto_recover", database_url=url, AUTO_RECOVER_LOCK_DIR=str(tmp_path))
+        free = manage("auto_recover", database_url=url, AUTO_RECOVER_LOCK_DIR=str(tmp_path))
+    assert held.returncode == 0, held.stderr
+    assert "another auto_recover run holds the lock" in held.stdout
+    assert free.returncode == 0, free.stderr
+    assert "holds the lock" not in free.stdout and "scanned 0" in free.stdout
+
+
+def test_demo_runs_twice_and_shows_every_rule(tmp_path: Path) -> None:
+    if connections[trading_alias()].vendor == "mysql":
+        result = manage("demo", database_url=url_of(connections[trading_alias()].settings_dict), DEBUG="1")
+        assert result.returncode == 2
+        assert "the demo runs only on SQLite" in result.stderr
+        return
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    for _ in range(2):
+        result = manage("demo", database_url=url, DEBUG="1")
+        assert result.returncode == 0, result.stderr
+        assert "decision-table reasons shown: 13 of 13" in result.stdout
+        assert "scanned 10  cancelled 7  replaced 3  skipped 3  failed 0" in result.stdout
+    assert (tmp_path / "demo-bridge" / "quotes.json").is_file()
