@@ -9,7 +9,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 # The MariaDB the suite uses; Django creates and drops test_<name> on it.
 TEST_MYSQL_URL ?= mysql://root@127.0.0.1:3306/tradeops
 
-.PHONY: demo test test-sqlite test-mysql lint venv venv-mysql clean
+.PHONY: demo admin test test-sqlite test-mysql lint venv venv-mysql clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ venv-mysql: $(VENV)/.installed-mysql
 
 demo: venv
 	DEBUG=1 $(PY) manage.py demo
+
+# The admin on the demo database (after make demo): http://127.0.0.1:8000/admin/
+admin: venv
+	DEBUG=1 $(PY) manage.py runserver
 
 test: test-sqlite test-mysql
 

@@ -33,18 +33,24 @@ class AuditEntry:
     detail: dict[str, Any]
 
 
-def audit_entries_write(entries: Sequence[AuditEntry], *, now: dt.datetime) -> None:
-    """Insert the rows in one statement; the caller's transaction decides their fate."""
-    AuditLog.objects.bulk_create(
-        [
-            AuditLog(
-                actor=entry.actor[:ACTOR_MAX_LENGTH],
-                action=entry.action,
-                resource_type=entry.resource_type,
-                resource_id=entry.resource_id,
-                detail=entry.detail,
-                created_at=now,
-            )
-            for entry in entries
-        ]
-    )
+def audit_entries_write(entries: Sequence[AuditEntry], *, now: dt.datetime) -> list[AuditLog]:
+    """Insert the rows in one statement; the caller's transaction decides their fate.
+
+    A single row comes back with its id on every engine; several rows only where the
+    engine returns ids from a bulk insert (MariaDB, SQLite, not MySQL 8).
+    """
+    rows = [
+        AuditLog(
+            actor=entry.actor[:ACTOR_MAX_LENGTH],
+            action=entry.action,
+            resource_type=entry.resource_type,
+            resource_id=entry.resource_id,
+            detail=entry.detail,
+            created_at=now,
+        )
+        for entry in entries
+    ]
+    if len(rows) == 1:
+        rows[0].save(force_insert=True)
+        return rows
+    return AuditLog.objects.bulk_create(rows)

@@ -150,5 +150,19 @@ def demo_sweeps_run(*, clock: dt.datetime, bridge_root: Path) -> list[DemoRun]:
     return runs
 
 
+DEMO_USER, DEMO_PASSWORD = "demo", "demo"
+
+
+def demo_user_ensure() -> None:
+    """A superuser for the local demo admin (the demo runs on SQLite only)."""
+    from django.contrib.auth import get_user_model
+
+    user, _ = get_user_model().objects.get_or_create(
+        username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True}
+    )
+    user.set_password(DEMO_PASSWORD)
+    user.save()
+
+
 def reasons_shown(runs: list[DemoRun]) -> set[str]:
     return {str(o.reason) for run in runs for o in run.result.orders}

@@ -78,7 +78,10 @@ class AuditLog(models.Model):
         verbose_name_plural = "audit log"
 
     def __str__(self) -> str:
-        return f"{self.action} {self.resource_type}#{self.resource_id} by {self.actor}"
+        resource = self.resource_type
+        if self.resource_id is not None:
+            resource += f"#{self.resource_id}"
+        return f"{self.action} {resource} by {self.actor}"
 
 
 class TradeRun(models.Model):
@@ -160,3 +163,40 @@ class IbSettings(models.Model):
 
     def __str__(self) -> str:
         return f"IB {self.host}:{self.port} ({self.api_mode})"
+
+
+class SweepRun(models.Model):
+    """Heartbeat: one row per run of the sweep (command or admin), in this app's own database.
+
+    Managed (unlike the trading tables): migrate creates it on DATABASE_URL.
+    """
+
+    class Outcome(models.TextChoices):
+        OK = "ok"
+        FAILED = "failed"
+        LOCK_HELD = "lock_held"
+        CIRCUIT_OPEN = "circuit_open"
+        COULD_NOT_RUN = "could_not_run"
+
+    started_at = models.DateTimeField(db_index=True)
+    ended_at = models.DateTimeField()
+    duration_seconds = models.FloatField()
+    actor = models.CharField(max_length=64)
+    host = models.CharField(max_length=255)
+    sweep_id = models.CharField(max_length=32, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    scanned = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    replaced = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    reasons = models.JSONField(default=dict, blank=True)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "tradeops_sweep_runs"
+        verbose_name = "sweep run"
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M:%S} {self.actor}@{self.host}: {self.outcome}"

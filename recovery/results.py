@@ -83,6 +83,7 @@ class SweepResult:
     would_replace: int = 0
     circuit_open: bool = False
     breaker_overridden: bool = False
+    audit_id: int | None = None  # the sweep's audit_logs row, when one was written
 
     @property
     def scanned(self) -> int:

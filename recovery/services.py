@@ -301,7 +301,8 @@ def _sweep_audit_write(result: SweepResult) -> None:
     entry = AuditEntry(result.actor, ACTION_SWEEP, RESOURCE_SWEEP, None, result.as_dict())
     try:
         with transaction.atomic(using=trading_alias()):
-            audit_entries_write([entry], now=result.now)
+            (row,) = audit_entries_write([entry], now=result.now)
+        result.audit_id = row.pk
     except DatabaseError:
         # The per-order rows are committed already; losing the summary is bad but
         # must not turn a done sweep into a crash. The log line keeps the facts.

@@ -42,13 +42,14 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # First, so its templates (admin/index.html with the status link) come before the admin's.
+    "recovery",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "recovery",
 ]
 
 MIDDLEWARE = [
@@ -162,6 +163,11 @@ IB_PORT = env.int("IB_PORT", default=7497)
 IB_PROBE_TIMEOUT_SECONDS = env.float("IB_PROBE_TIMEOUT_SECONDS", default=1.0)
 # Where the command keeps its lock file on SQLite (MySQL uses GET_LOCK).
 AUTO_RECOVER_LOCK_DIR = _path("AUTO_RECOVER_LOCK_DIR", BASE_DIR / "var")
+
+# Heartbeat rows (tradeops_sweep_runs) older than this are pruned by auto_recover.
+RECOVERY_HEARTBEAT_RETENTION_DAYS = env.int("RECOVERY_HEARTBEAT_RETENTION_DAYS", default=14)
+# /healthz/recovery answers 503 when the last command run is older than this.
+RECOVERY_HEALTH_MAX_AGE_SECONDS = env.int("RECOVERY_HEALTH_MAX_AGE_SECONDS", default=180)
 
 LOGGING = {
     "version": 1,

@@ -1,6 +1,12 @@
 from django.contrib import admin
 from django.urls import path
 
+from recovery.admin.status import recovery_status_view
+from recovery.views import recovery_health
+
 urlpatterns = [
+    path("healthz/recovery", recovery_health, name="recovery_health"),
+    # Before admin.site.urls, so the admin's catch-all does not swallow it.
+    path("admin/recovery/status/", admin.site.admin_view(recovery_status_view), name="recovery_status"),
     path("admin/", admin.site.urls),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -17,16 +18,23 @@ from django.utils import timezone
 
 from recovery.audit import ACTOR_COMMAND
 from recovery.checks import trading_schema_assert
-from recovery.exceptions import SchemaNotReady, SweepLockHeld
+from recovery.exceptions import SchemaNotReady
+from recovery.metrics import metrics_write
 from recovery.reporting import sweep_lines
+from recovery.results import SweepResult
 from recovery.routers import trading_alias
-from recovery.services import sweep_run, sweep_run_exclusive
+from recovery.runs import MSG_COULD_NOT_RUN, Outcome, RunReport, heartbeat_prune, sweep_run_recorded
+from recovery.services import sweep_run
 
-EXIT_FAILED, EXIT_COULD_NOT_RUN, EXIT_CIRCUIT_OPEN = 1, 2, 3
-MSG_LOCK_HELD = "another auto_recover run holds the lock ({name}); nothing done"
+EXIT_CODES = {
+    Outcome.OK: 0,
+    Outcome.LOCK_HELD: 0,
+    Outcome.FAILED: 1,
+    Outcome.COULD_NOT_RUN: 2,
+    Outcome.CIRCUIT_OPEN: 3,
+}
 MSG_FAILED = "{failed} order(s) could not be written and stay NEW; see the log and the sweep's audit row"
 MSG_CIRCUIT = "circuit breaker open: {count} orders would have been re-placed; nothing was changed"
-MSG_COULD_NOT_RUN = "could not run: {reason}"
 
 
 def positive_int(text: str) -> int:
@@ -41,7 +49,7 @@ def positive_int(text: str) -> int:
 
 class Command(BaseCommand):
     help = "Cancel stale NEW orders and, when safe, re-place them. Meant for cron, every minute."
-    # The schema check runs in handle() so that a missing table is exit code 2, not 1.
+    # The schema check runs in the service so that a missing table is exit code 2, not 1.
     requires_system_checks: list[str] = []
     # Tests and the demo pass the clock in; cron never does.
     stealth_options = ("now",)
@@ -50,6 +58,11 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="decide and print; write nothing")
         parser.add_argument("--limit", type=positive_int, default=200, help="orders per run (default 200)")
         parser.add_argument("--json", action="store_true", dest="as_json", help="one JSON object on stdout")
+        parser.add_argument(
+            "--metrics-file",
+            type=Path,
+            help="write Prometheus metrics here (node_exporter textfile collector)",
+        )
 
     def handle(
         self,
@@ -58,34 +71,54 @@ class Command(BaseCommand):
         limit: int,
         as_json: bool,
         verbosity: int,
+        metrics_file: Path | None = None,
         now: dt.datetime | None = None,
         **options: Any,
     ) -> None:
         now = now or timezone.now()
+        if dry_run:
+            self._show(self._dry_run(now=now, limit=limit), as_json=as_json, verbosity=verbosity)
+            return
+        report = sweep_run_recorded(
+            now=now, actor=ACTOR_COMMAND, exclusive=True, check_schema=True, limit=limit
+        )
+        if report.outcome is not Outcome.COULD_NOT_RUN:
+            heartbeat_prune(now=now)
+        if metrics_file is not None:
+            metrics_write(path=metrics_file, report=report, now=now)
+        self._finish(report, as_json=as_json, verbosity=verbosity)
+
+    def _dry_run(self, *, now: dt.datetime, limit: int) -> SweepResult:
         try:
             trading_schema_assert(using=trading_alias())
-            run = sweep_run if dry_run else sweep_run_exclusive
-            result = run(now=now, actor=ACTOR_COMMAND, dry_run=dry_run, limit=limit)
-        except SweepLockHeld as exc:
-            message = MSG_LOCK_HELD.format(name=exc)
-            if as_json:
-                self.stdout.write(json.dumps({"lock_held": True, "message": message}))
-            elif verbosity >= 1:
-                self.stdout.write(message)
-            return
+            return sweep_run(now=now, actor=ACTOR_COMMAND, dry_run=True, limit=limit)
         except SchemaNotReady as exc:
-            raise CommandError(MSG_COULD_NOT_RUN.format(reason=exc), returncode=EXIT_COULD_NOT_RUN) from None
+            raise CommandError(MSG_COULD_NOT_RUN.format(reason=exc), returncode=2) from None
         except DatabaseError as exc:
             reason = f"database error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-            raise CommandError(
-                MSG_COULD_NOT_RUN.format(reason=reason), returncode=EXIT_COULD_NOT_RUN
-            ) from None
+            raise CommandError(MSG_COULD_NOT_RUN.format(reason=reason), returncode=2) from None
+
+    def _show(self, result: SweepResult, *, as_json: bool, verbosity: int) -> None:
         if as_json:
             self.stdout.write(json.dumps(result.as_dict()))
         elif verbosity >= 1:
             for line in sweep_lines(result, verbosity=verbosity):
                 self.stdout.write(line)
-        if result.circuit_open:
-            raise CommandError(MSG_CIRCUIT.format(count=result.would_replace), returncode=EXIT_CIRCUIT_OPEN)
-        if result.failed:
-            raise CommandError(MSG_FAILED.format(failed=result.failed), returncode=EXIT_FAILED)
+
+    def _finish(self, report: RunReport, *, as_json: bool, verbosity: int) -> None:
+        code = EXIT_CODES[report.outcome]
+        if report.outcome is Outcome.COULD_NOT_RUN:
+            raise CommandError(report.message, returncode=code)
+        if report.outcome is Outcome.LOCK_HELD:
+            if as_json:
+                self.stdout.write(json.dumps({"lock_held": True, "message": report.message}))
+            elif verbosity >= 1:
+                self.stdout.write(report.message)
+            return
+        result = report.result
+        assert result is not None  # every other outcome comes with a result
+        self._show(result, as_json=as_json, verbosity=verbosity)
+        if report.outcome is Outcome.CIRCUIT_OPEN:
+            raise CommandError(MSG_CIRCUIT.format(count=result.would_replace), returncode=code)
+        if report.outcome is Outcome.FAILED:
+            raise CommandError(MSG_FAILED.format(failed=result.failed), returncode=code)

@@ -9,12 +9,15 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from recovery.demo import (
+    DEMO_PASSWORD,
+    DEMO_USER,
     TABLE_REASONS,
     demo_bridge_root,
     demo_clock,
     demo_data_load,
     demo_database_build,
     demo_sweeps_run,
+    demo_user_ensure,
     reasons_shown,
 )
 from recovery.exceptions import UnsafeSchemaOperation
@@ -51,3 +54,9 @@ class Command(BaseCommand):
         )
         if missing:
             raise CommandError(f"the demo no longer shows: {', '.join(missing)}")
+        demo_user_ensure()
+        self.stdout.write("")
+        self.stdout.write(
+            f"Open the admin on the demo database: `make admin` (or DEBUG=1 .venv/bin/python manage.py "
+            f"runserver), then http://127.0.0.1:8000/admin/ as {DEMO_USER} / {DEMO_PASSWORD}."
+        )

@@ -1,0 +1,44 @@
+"""`manage.py auto_recover_health`: one line and an exit code for the monitor.
+
+0 the last auto_recover run is recent enough and ended well; 1 it is too old or ended
+in failure, circuit_open or could_not_run; 2 it cannot tell (no run yet, no database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
+
+from recovery.health import health_get
+
+
+def seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1 second")
+    return value
+
+
+class Command(BaseCommand):
+    help = "Exit 0 when the last auto_recover run is recent and ended well, 1 when not, 2 when unknown."
+    requires_system_checks: list[str] = []
+    stealth_options = ("now",)
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--max-age", type=seconds, required=True, help="seconds since the last run")
+        parser.add_argument("--json", action="store_true", dest="as_json", help="one JSON object on stdout")
+
+    def handle(self, *, max_age: int, as_json: bool, now: dt.datetime | None = None, **options: Any) -> None:
+        health = health_get(now=now or timezone.now(), max_age_seconds=max_age)
+        self.stdout.write(json.dumps(health.as_dict()) if as_json else health.message)
+        if health.exit_code:
+            # Not a CommandError: the line above is the whole message, exit code for the monitor.
+            raise SystemExit(health.exit_code)

@@ -1,0 +1,132 @@
+"""Runs of the sweep as operations sees them: one heartbeat row per run, health, metrics.
+
+Every run — command or admin, including runs that found nothing, found the lock held,
+or could not run — leaves a SweepRun row in this app's own database (DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from recovery.checks import trading_schema_assert
+from recovery.exceptions import SchemaNotReady, SweepLockHeld
+from recovery.models import SweepRun
+from recovery.results import SweepResult
+from recovery.routers import trading_alias
+from recovery.services import sweep_run, sweep_run_exclusive
+
+logger = logging.getLogger("recovery.runs")
+Outcome = SweepRun.Outcome
+MSG_LOCK_HELD = "another auto_recover run holds the lock ({name}); nothing done"
+MSG_COULD_NOT_RUN = "could not run: {reason}"
+PRUNE_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class RunReport:
+    outcome: Outcome
+    result: SweepResult | None
+    message: str
+    heartbeat: SweepRun | None
+
+
+def sweep_run_recorded(
+    *,
+    now: dt.datetime,
+    actor: str,
+    exclusive: bool = False,
+    check_schema: bool = False,
+    **sweep: Any,
+) -> RunReport:
+    """Run the sweep (not a dry run), translate what can go wrong, record the heartbeat."""
+    started = time.monotonic()
+    result, message = None, ""
+    try:
+        if check_schema:
+            trading_schema_assert(using=trading_alias())
+        run = sweep_run_exclusive if exclusive else sweep_run
+        result = run(now=now, actor=actor, **sweep)
+        outcome = _outcome_of(result)
+    except SweepLockHeld as exc:
+        outcome, message = Outcome.LOCK_HELD, MSG_LOCK_HELD.format(name=exc)
+    except SchemaNotReady as exc:
+        outcome, message = Outcome.COULD_NOT_RUN, MSG_COULD_NOT_RUN.format(reason=exc)
+    except DatabaseError as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        outcome, message = (
+            Outcome.COULD_NOT_RUN,
+            MSG_COULD_NOT_RUN.format(reason=f"database error: {first_line}"),
+        )
+    duration = time.monotonic() - started
+    heartbeat = _heartbeat_write(
+        now=now, duration=duration, actor=actor, outcome=outcome, result=result, message=message
+    )
+    return RunReport(outcome=outcome, result=result, message=message, heartbeat=heartbeat)
+
+
+def _outcome_of(result: SweepResult) -> Outcome:
+    if result.circuit_open:
+        return Outcome.CIRCUIT_OPEN
+    return Outcome.FAILED if result.failed else Outcome.OK
+
+
+def _heartbeat_write(
+    *,
+    now: dt.datetime,
+    duration: float,
+    actor: str,
+    outcome: Outcome,
+    result: SweepResult | None,
+    message: str,
+) -> SweepRun | None:
+    counts = result.counts() if result else {}
+    row = SweepRun(
+        started_at=now,
+        ended_at=now + dt.timedelta(seconds=duration),
+        duration_seconds=round(duration, 6),
+        actor=actor[:64],
+        host=socket.gethostname()[:255],
+        sweep_id=result.sweep_id if result else "",
+        outcome=outcome,
+        scanned=counts.get("scanned", 0),
+        cancelled=counts.get("cancelled", 0),
+        replaced=counts.get("replaced", 0),
+        skipped=counts.get("skipped", 0),
+        failed=counts.get("failed", 0),
+        reasons=result.reasons() if result else {},
+        message=message,
+    )
+    try:
+        row.save()
+    except DatabaseError as exc:
+        # The heartbeat must never turn a sweep into a crash; its absence is what
+        # auto_recover_health reports. When the run could not reach its database
+        # either, the command's own one-line error already says why.
+        level = logging.DEBUG if outcome is Outcome.COULD_NOT_RUN else logging.ERROR
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        logger.log(level, "could not record the heartbeat of a %s run: %s", outcome, first_line)
+        return None
+    return row
+
+
+def heartbeat_prune(*, now: dt.datetime) -> int:
+    """Delete heartbeat rows older than the retention, in one indexed batch per run."""
+    cutoff = now - dt.timedelta(days=settings.RECOVERY_HEARTBEAT_RETENTION_DAYS)
+    try:
+        old = list(SweepRun.objects.filter(started_at__lt=cutoff).values_list("id", flat=True)[:PRUNE_BATCH])
+        if not old:
+            return 0
+        deleted, _ = SweepRun.objects.filter(id__in=old).delete()
+    except DatabaseError as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        logger.error("could not prune the heartbeat table: %s", first_line)
+        return 0
+    return deleted

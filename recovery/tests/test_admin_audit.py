@@ -1,0 +1,157 @@
+"""The audit trail admin: read only for everyone, filters and searches that use indexes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connections
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
+from recovery.models import AuditLog, TradeOrder
+from recovery.routers import trading_alias
+from recovery.services import sweep_run
+from recovery.tests import factories
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "admin:recovery_auditlog_changelist"
+
+
+@pytest.fixture
+def swept(bridge) -> dict:  # noqa: ANN001
+    """A sweep by an admin over two stale orders, and some older unrelated rows."""
+    factories.TradeSettingsFactory(auto_recovery={"allow_replace_outside_rth": True})
+    factories.IbSettingsFactory(api_mode="mock")
+    created = timezone.now() - dt.timedelta(minutes=5)
+    orders = [
+        factories.TradeOrderFactory(client_order_id=f"aud-{i}", created_at=created, updated_at=created)
+        for i in range(2)
+    ]
+    factories.AuditLogFactory(actor="system", action="trade_order.create", resource_id=999)
+    old = factories.AuditLogFactory(actor="system", action="trade_order.create", resource_id=998)
+    AuditLog.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=40))
+    result = sweep_run(now=timezone.now(), actor="admin:ops", order_ids=[o.pk for o in orders])
+    return {"orders": orders, "result": result}
+
+
+def ids(page) -> set[int]:  # noqa: ANN001
+    return {entry.pk for entry in page.context["cl"].result_list}
+
+
+def test_read_only_for_superusers_too(admin_client: Client, swept: dict) -> None:
+    entry = AuditLog.objects.get(action=ACTION_SWEEP)
+    changelist = admin_client.get(reverse(CHANGELIST))
+    assert changelist.status_code == 200
+    assert b"action-select" not in changelist.content  # no delete_selected, no actions at all
+    assert reverse("admin:recovery_auditlog_add").encode() not in changelist.content
+    view = admin_client.get(reverse("admin:recovery_auditlog_change", args=[entry.pk]))
+    assert view.status_code == 200 and b'name="_save"' not in view.content
+    assert b"Delete" not in view.content
+    assert admin_client.get(reverse("admin:recovery_auditlog_add")).status_code == 403
+    assert (
+        admin_client.post(
+            reverse("admin:recovery_auditlog_change", args=[entry.pk]), {"actor": "x"}
+        ).status_code
+        == 403
+    )
+    assert (
+        admin_client.post(
+            reverse("admin:recovery_auditlog_delete", args=[entry.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    assert AuditLog.objects.get(pk=entry.pk).actor == "admin:ops"
+
+
+def test_changelist_columns_link_orders_and_summarise(admin_client: Client, swept: dict) -> None:
+    body = admin_client.get(reverse(CHANGELIST)).content.decode()
+    order = swept["orders"][0]
+    assert reverse("admin:recovery_tradeorder_change", args=[order.pk]) in body
+    assert "scanned=2 cancelled=2 replaced=2 skipped=0 failed=0" in body
+    assert "aud-0: replace (replaced)" in body
+    assert "replaces #" in body
+
+
+def test_sweep_detail_shows_formatted_json_and_its_decisions(admin_client: Client, swept: dict) -> None:
+    entry = AuditLog.objects.get(action=ACTION_SWEEP)
+    body = admin_client.get(reverse("admin:recovery_auditlog_change", args=[entry.pk])).content.decode()
+    assert 'class="audit-detail"' in body and "&quot;sweep_id&quot;: &quot;" in body
+    assert 'class="sweep-decisions"' in body
+    assert "aud-0-r1" in body and "aud-1-r1" in body
+
+
+def test_filters(admin_client: Client, swept: dict) -> None:
+    url = reverse(CHANGELIST)
+    cancels = set(AuditLog.objects.filter(action=ACTION_CANCEL).values_list("pk", flat=True))
+    assert ids(admin_client.get(url, {"action": ACTION_CANCEL})) == cancels
+    assert len(ids(admin_client.get(url, {"resource_type": "auto_recovery"}))) == 1
+    admins = ids(admin_client.get(url, {"actor_kind": "admin"}))
+    assert admins == set(AuditLog.objects.filter(actor="admin:ops").values_list("pk", flat=True))
+    assert len(ids(admin_client.get(url, {"actor_kind": "system"}))) == 2
+    assert len(ids(admin_client.get(url, {"since": "30d"}))) == AuditLog.objects.count() - 1
+    assert len(ids(admin_client.get(url, {"since": "7d"}))) == AuditLog.objects.count() - 1
+
+
+def test_sweep_link_shows_exactly_that_sweeps_rows(admin_client: Client, swept: dict) -> None:
+    audit_id = swept["result"].audit_id
+    shown = ids(admin_client.get(reverse(CHANGELIST), {"sweep": audit_id}))
+    expected = set(
+        AuditLog.objects.filter(action__in=[ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP]).values_list(
+            "pk", flat=True
+        )
+    )
+    assert shown == expected and len(shown) == 5
+
+
+@pytest.mark.parametrize("term", ["aud-0", "{order_id}", "admin:ops", ACTION_SWEEP])
+def test_search_by_client_order_id_resource_id_actor_or_action(
+    admin_client: Client, swept: dict, term: str
+) -> None:
+    order = swept["orders"][0]
+    shown = ids(admin_client.get(reverse(CHANGELIST), {"q": term.format(order_id=order.pk)}))
+    assert shown
+    rows = AuditLog.objects.filter(pk__in=shown)
+    if term in ("aud-0", "{order_id}"):
+        assert {(r.resource_type, r.resource_id) for r in rows} == {("trade_order", order.pk)}
+    elif term == "admin:ops":
+        assert set(rows.values_list("actor", flat=True)) == {"admin:ops"}
+    else:
+        assert set(rows.values_list("action", flat=True)) == {ACTION_SWEEP}
+
+
+def test_chain_link_from_the_order_page_lists_the_chain(admin_client: Client, swept: dict) -> None:
+    order = swept["orders"][0]
+    replacement = TradeOrder.objects.get(client_order_id="aud-0-r1")
+    shown = ids(admin_client.get(reverse(CHANGELIST), {"resource_ids": f"{order.pk},{replacement.pk}"}))
+    expected = AuditLog.objects.filter(
+        resource_type="trade_order", resource_id__in=[order.pk, replacement.pk]
+    )
+    assert shown == set(expected.values_list("pk", flat=True)) and len(shown) == 2
+
+
+def test_a_page_costs_a_fixed_number_of_queries(
+    admin_client: Client, swept: dict, django_assert_num_queries
+) -> None:
+    url = reverse(CHANGELIST)
+    with CaptureQueriesContext(connections[trading_alias()]) as first:
+        admin_client.get(url)
+    factories.AuditLogFactory.create_batch(80, action=ACTION_CANCEL)
+    with django_assert_num_queries(len(first)):
+        page = admin_client.get(url)
+    assert len(page.context["cl"].result_list) == 87
+    assert len(first) <= 8
+
+
+def test_viewer_without_permission_cannot_see_the_audit(
+    client: Client, django_user_model, swept: dict
+) -> None:
+    user = django_user_model.objects.create_user(username="nobody", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename="view_tradeorder"))
+    client.force_login(user)
+    assert client.get(reverse(CHANGELIST)).status_code == 403

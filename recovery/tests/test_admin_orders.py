@@ -1,0 +1,283 @@
+"""The orders admin: read only, the recovery action and button, permissions, queries per page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connections
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
+from recovery.models import AuditLog, TradeOrder, TradeSettings
+from recovery.routers import trading_alias
+from recovery.tests import factories
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "admin:recovery_tradeorder_changelist"
+SWEEP = "admin:recovery_tradeorder_sweep"
+
+
+def stale(**fields):  # noqa: ANN001, ANN201
+    created = timezone.now() - dt.timedelta(minutes=10)
+    return factories.TradeOrderFactory(created_at=created, updated_at=created, **fields)
+
+
+def user_with(django_user_model, username: str, *codenames: str):  # noqa: ANN001, ANN201
+    user = django_user_model.objects.create_user(username=username, password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+@pytest.fixture
+def setup(bridge) -> None:  # noqa: ANN001
+    # allow_replace_outside_rth: the admin uses the real clock, whatever the hour of the test.
+    factories.TradeSettingsFactory(auto_recovery={"allow_replace_outside_rth": True})
+    factories.IbSettingsFactory(api_mode="mock")
+
+
+@pytest.fixture
+def ops(client: Client, django_user_model, setup) -> Client:  # noqa: ANN001
+    user = user_with(django_user_model, "ops", "view_tradeorder", "view_auditlog", "run_auto_recovery")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def viewer(client: Client, django_user_model, setup) -> Client:  # noqa: ANN001
+    user = user_with(django_user_model, "viewer", "view_tradeorder", "view_auditlog")
+    client.force_login(user)
+    return client
+
+
+def checksum() -> str:
+    rows = [
+        list(TradeOrder.objects.order_by("id").values_list()),
+        list(AuditLog.objects.order_by("id").values_list()),
+    ]
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def action_post(client: Client, ids: list[int], **extra: str):  # noqa: ANN201
+    data = {"action": "recover_selected", "_selected_action": [str(i) for i in ids], **extra}
+    return client.post(reverse(CHANGELIST), data)
+
+
+# --- permissions ------------------------------------------------------------------------
+
+
+def test_viewer_sees_orders_but_neither_the_action_nor_the_button(viewer: Client) -> None:
+    stale(client_order_id="v-1")
+    page = viewer.get(reverse(CHANGELIST))
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "v-1" in body
+    assert "recover_selected" not in body
+    assert "Run recovery sweep" not in body
+
+
+def test_ops_sees_the_action_and_the_button(ops: Client) -> None:
+    body = ops.get(reverse(CHANGELIST)).content.decode()
+    assert 'value="recover_selected"' in body
+    assert reverse(SWEEP) in body
+
+
+def test_forged_posts_without_the_permission_are_403(viewer: Client) -> None:
+    order = stale()
+    assert action_post(viewer, [order.pk]).status_code == 403
+    assert action_post(viewer, [order.pk], confirm="yes").status_code == 403
+    assert viewer.get(reverse(SWEEP)).status_code == 403
+    assert viewer.post(reverse(SWEEP), {"confirm": "yes"}).status_code == 403
+    assert TradeOrder.objects.get(pk=order.pk).status == "NEW"
+
+
+def test_csrf_stays_on(django_user_model, setup) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user_with(django_user_model, "ops2", "view_tradeorder", "run_auto_recovery"))
+    order = stale()
+    assert client.post(reverse(SWEEP), {"confirm": "yes"}).status_code == 403
+    assert action_post(client, [order.pk], confirm="yes").status_code == 403
+    assert TradeOrder.objects.get(pk=order.pk).status == "NEW"
+
+
+def test_orders_are_read_only_even_for_superusers(admin_client: Client, setup) -> None:
+    order = stale()
+    change = reverse("admin:recovery_tradeorder_change", args=[order.pk])
+    page = admin_client.get(change)
+    assert page.status_code == 200 and b'name="_save"' not in page.content
+    assert admin_client.post(change, {"status": "FILLED"}).status_code == 403
+    assert admin_client.get(reverse("admin:recovery_tradeorder_add")).status_code == 403
+    assert admin_client.get(reverse("admin:recovery_tradeorder_delete", args=[order.pk])).status_code == 403
+    assert TradeOrder.objects.get(pk=order.pk).status == "NEW"
+
+
+# --- preview and run --------------------------------------------------------------------
+
+
+def test_preview_shows_each_decision_and_the_gates_and_writes_nothing(ops: Client) -> None:
+    market = stale(client_order_id="p-mkt")
+    bad = stale(client_order_id="p-bad", side="HOLD")
+    filled = stale(client_order_id="p-filled", status="FILLED", filled_quantity=10)
+    acked = stale(client_order_id="p-acked", ib_order_id=77)
+    young = factories.TradeOrderFactory(client_order_id="p-young", created_at=timezone.now())
+    before = checksum()
+    page = action_post(ops, [market.pk, bad.pk, filled.pk, acked.pk, young.pk])
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert checksum() == before
+    assert 'id="recovery-gates"' in body and "mock" in body
+    assert 'id="recovery-settings"' in body
+    preview = page.context["report"]
+    decided = {o["client_order_id"]: (o["decision"], o["reason"]) for o in preview["orders"]}
+    assert decided == {"p-mkt": ("replace", "replaced"), "p-bad": ("cancel", "invalid_order")}
+    left = {a["client_order_id"]: a["why"] for a in preview["left_alone"]}
+    assert left == {"p-filled": "not_new", "p-acked": "acknowledged", "p-young": "too_young"}
+    assert "acknowledged" in body and "too_young" in body
+
+
+def test_confirmed_run_writes_what_the_service_would_with_the_admin_actor(ops: Client) -> None:
+    first, second = stale(client_order_id="c-1"), stale(client_order_id="c-2")
+    untouched = stale(client_order_id="c-3")
+    response = action_post(ops, [first.pk, second.pk], confirm="yes")
+    assert response.status_code == 302
+    assert TradeOrder.objects.get(pk=first.pk).status == "CANCELED"
+    assert TradeOrder.objects.get(pk=untouched.pk).status == "NEW"
+    assert set(TradeOrder.objects.filter(status="NEW").values_list("client_order_id", flat=True)) == {
+        "c-1-r1",
+        "c-2-r1",
+        "c-3",
+    }
+    assert set(AuditLog.objects.values_list("actor", flat=True)) == {"admin:ops"}
+    assert AuditLog.objects.filter(action=ACTION_CANCEL).count() == 2
+    assert AuditLog.objects.filter(action=ACTION_REPLACE).count() == 2
+    sweep = AuditLog.objects.get(action=ACTION_SWEEP)
+    message = list(ops.get(reverse(CHANGELIST)).context["messages"])[0]
+    assert "scanned 2, cancelled 2, replaced 2, skipped 0, failed 0" in str(message)
+    assert f"?sweep={sweep.pk}" in str(message)
+
+
+def test_run_recovery_sweep_button_previews_then_runs_everything(ops: Client) -> None:
+    orders = [stale() for _ in range(3)]
+    before = checksum()
+    preview = ops.get(reverse(SWEEP))
+    assert preview.status_code == 200 and preview.context["report"]["scanned"] == 3
+    assert checksum() == before
+    assert ops.post(reverse(SWEEP), {"confirm": "yes"}).status_code == 302
+    assert all(TradeOrder.objects.get(pk=o.pk).status == "CANCELED" for o in orders)
+
+
+def test_selected_orders_may_pass_the_breaker_only_with_the_confirmed_number(ops: Client) -> None:
+    TradeSettings.objects.update(
+        auto_recovery={"allow_replace_outside_rth": True, "max_replacements_per_sweep": 1}
+    )
+    orders = [stale() for _ in range(2)]
+    ids = [o.pk for o in orders]
+    page = action_post(ops, ids)
+    assert page.context["report"]["circuit_open"] is True
+    assert b'id="confirm-breaker"' in page.content and b"I confirm re-placing 2 orders" in page.content
+    action_post(ops, ids, confirm="yes")  # box not ticked: the breaker holds
+    assert TradeOrder.objects.filter(pk__in=ids, status="NEW").count() == 2
+    action_post(ops, ids, confirm="yes", confirmed_replacements="1")  # a stale number does not pass
+    assert TradeOrder.objects.filter(pk__in=ids, status="NEW").count() == 2
+    action_post(ops, ids, confirm="yes", confirmed_replacements="2")
+    assert TradeOrder.objects.filter(pk__in=ids, status="CANCELED").count() == 2
+    sweep = AuditLog.objects.filter(action=ACTION_SWEEP).order_by("-id").first()
+    assert sweep.detail["breaker_overridden"] is True and sweep.detail["replaced"] == 2
+
+
+def test_the_sweep_button_never_passes_the_breaker(ops: Client) -> None:
+    TradeSettings.objects.update(
+        auto_recovery={"allow_replace_outside_rth": True, "max_replacements_per_sweep": 1}
+    )
+    orders = [stale() for _ in range(2)]
+    page = ops.get(reverse(SWEEP))
+    assert b'id="confirm-breaker"' not in page.content and b"Nothing will be changed" in page.content
+    ops.post(reverse(SWEEP), {"confirm": "yes", "confirmed_replacements": "2"})
+    assert all(TradeOrder.objects.get(pk=o.pk).status == "NEW" for o in orders)
+
+
+# --- list, filters, search --------------------------------------------------------------
+
+
+def test_changelist_columns_filters_and_chain_links(ops: Client) -> None:
+    order = stale(client_order_id="chain-1")
+    action_post(ops, [order.pk], confirm="yes")
+    replacement = TradeOrder.objects.get(client_order_id="chain-1-r1")
+    body = ops.get(reverse(CHANGELIST)).content.decode()
+    assert "attempt 1 from" in body
+    assert reverse("admin:recovery_tradeorder_change", args=[replacement.pk]) in body
+    recovered = ops.get(reverse(CHANGELIST) + "?recovery=yes").context["cl"].result_list
+    assert [o.pk for o in recovered] == [replacement.pk]
+    stale_page = ops.get(reverse(CHANGELIST) + "?stale=yes").context["cl"].result_list
+    assert list(stale_page) == []  # the replacement is brand new
+    by_status = ops.get(reverse(CHANGELIST) + "?status=CANCELED").context["cl"].result_list
+    assert [o.pk for o in by_status] == [order.pk]
+
+
+@pytest.mark.parametrize("term", ["srch-1", "msft", "{pk}"])
+def test_search_by_client_order_id_symbol_or_id(ops: Client, term: str) -> None:
+    target = stale(client_order_id="srch-1", symbol="MSFT")
+    stale(client_order_id="srch-2", symbol="AAPL")
+    result = ops.get(reverse(CHANGELIST), {"q": term.format(pk=target.pk)}).context["cl"].result_list
+    assert [o.pk for o in result] == [target.pk]
+
+
+def test_order_page_links_to_its_audit_entries_and_its_chain(ops: Client) -> None:
+    order = stale(client_order_id="trail-1")
+    action_post(ops, [order.pk], confirm="yes")
+    replacement = TradeOrder.objects.get(client_order_id="trail-1-r1")
+    body = ops.get(reverse("admin:recovery_tradeorder_change", args=[replacement.pk])).content.decode()
+    assert f"resource_ids={replacement.pk}" in body
+    assert f"resource_ids={order.pk}%2C{replacement.pk}" in body
+
+
+# --- large tables -----------------------------------------------------------------------
+
+
+def _page_queries(client: Client, url: str) -> int:
+    with (
+        CaptureQueriesContext(connections[trading_alias()]) as trading,
+        CaptureQueriesContext(connections["default"]) as default,
+    ):
+        assert client.get(url).status_code == 200
+    return len(trading) if trading_alias() == "default" else len(trading) + len(default)
+
+
+def test_a_page_costs_the_same_queries_whatever_its_rows(ops: Client, django_assert_num_queries) -> None:
+    for i in range(3):
+        stale(client_order_id=f"q-{i}", params={"auto_recovery": {"attempts": 1, "origin_order_id": 1}})
+    few = _page_queries(ops, reverse(CHANGELIST))
+    for i in range(3, 60):
+        stale(client_order_id=f"q-{i}", params={"auto_recovery": {"attempts": 1, "origin_order_id": 1}})
+    with django_assert_num_queries(few):
+        ops.get(reverse(CHANGELIST))
+    assert few <= 8
+
+
+def test_count_is_capped_and_never_a_full_count(ops: Client) -> None:
+    now = timezone.now()
+    TradeOrder.objects.bulk_create(
+        [
+            TradeOrder(
+                client_order_id=f"bulk-{i}",
+                symbol="X",
+                side="BUY",
+                quantity=1,
+                created_at=now,
+                updated_at=now,
+            )
+            for i in range(1005)
+        ]
+    )
+    with CaptureQueriesContext(connections[trading_alias()]) as queries:
+        page = ops.get(reverse(CHANGELIST))
+    assert page.context["cl"].result_count == 1000
+    assert b"Counting stops at 1000" in page.content
+    counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
+    assert counts and all("LIMIT 1000" in sql.upper() for sql in counts)
