@@ -440,3 +440,22 @@ def test_one_log_line_per_action(trading, caplog) -> None:
     lines = [r.getMessage() for r in caplog.records if r.name == "recovery.sweep"]
     assert any("log-1 cancelled and re-placed" in line for line in lines)
     assert any("log-2 cancelled without replacement: invalid_order" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("moment", "in_blackout"),
+    [
+        (dt.datetime(2026, 3, 6, 14, 30, tzinfo=dt.UTC), True),  # Friday before the switch: 09:30 EST
+        (dt.datetime(2026, 3, 9, 14, 30, tzinfo=dt.UTC), False),  # Monday after: 10:30 EDT
+        (dt.datetime(2026, 3, 9, 13, 30, tzinfo=dt.UTC), True),  # Monday after: 09:30 EDT
+        (dt.datetime(2026, 11, 2, 14, 30, tzinfo=dt.UTC), True),  # after the November switch: 09:30 EST
+    ],
+)
+def test_blackout_windows_follow_new_york_wall_time_across_dst(
+    trading, moment: dt.datetime, in_blackout: bool
+) -> None:
+    set_settings(blackout_windows=[{"start": "09:25", "end": "09:35"}], allow_replace_outside_rth=True)
+    order = stale_order(age=600, clock=moment)
+    result = run("--dry-run", now=moment)
+    assert result["gates"]["blackout"]["active"] is in_blackout
+    assert (outcome(result, order)["reason"] == "blackout") is in_blackout

@@ -221,3 +221,48 @@ def test_superuser_fixes_a_bad_timeout_on_the_settings_page(
     assert saved.risk_defaults == {"max_position_pct": 0.1}
     audit = AuditLog.objects.get(action=ACTION_SETTINGS_UPDATE)
     assert audit.actor == "admin:admin" and "new_timeout_seconds" in audit.detail["changed_keys"]
+
+
+def test_status_page_shows_the_gates_and_the_chart(
+    page: Page,
+    committed_db: None,
+    bridge: object,
+    django_user_model: type[User],
+) -> None:
+    from recovery.models import SweepRun
+
+    factories.TradeSettingsFactory(auto_recovery={"allow_replace_outside_rth": True})
+    factories.IbSettingsFactory(api_mode="mock")
+    stale_order("st-1")
+    ended = timezone.now() - dt.timedelta(minutes=3)
+    SweepRun.objects.create(
+        started_at=ended,
+        ended_at=ended,
+        duration_seconds=0.4,
+        actor="auto_recover",
+        host="cron-1",
+        outcome="ok",
+        scanned=5,
+        cancelled=4,
+        replaced=3,
+        skipped=1,
+    )
+    viewer = django_user_model.objects.create_user(username="watch", password=PASSWORD, is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_tradeorder"))
+
+    log_in(page, "watch", PASSWORD, next_url=reverse("admin:index"), shot="09-status-login")
+    page.get_by_role("link", name="Auto-recovery status").click()
+    expect(page).to_have_url(re.compile(re.escape(reverse("recovery_status")) + "$"))
+
+    gates = page.locator("#recovery-gates")
+    expect(gates).to_contain_text("IB gateway")
+    expect(gates).to_contain_text("reachable")
+    expect(gates).to_contain_text("Market (NYSE regular hours)")
+    expect(gates).to_contain_text("Circuit breaker")
+    chart = page.locator("svg#recovery-chart")
+    expect(chart).to_be_visible()
+    expect(chart.locator("rect")).to_have_count(48 * 3)
+    expect(chart.locator("rect title").filter(has_text="replaced 3")).to_have_count(1)
+    expect(page.locator("#recovery-decisions")).to_contain_text("st-1")
+    expect(page.locator("#recovery-runs")).to_contain_text("cron-1")
+    screenshot(page, "10-status")

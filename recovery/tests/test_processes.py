@@ -54,13 +54,21 @@ def unblocked(django_db_setup, django_db_blocker):  # noqa: ANN001, ANN201
 
 def test_missing_auto_recovery_column_exits_2_naming_the_patch(unblocked) -> None:
     with scratch_database() as connection:
+        url = url_of(connection.settings_dict)
+        migrated = manage("migrate", "--skip-checks", database_url=url)  # Django's tables, heartbeat included
+        assert migrated.returncode == 0, migrated.stderr
         if connection.vendor == "mysql":
             run_sql_script(connection, (FIXTURES_DIR / "trading_schema.mysql.sql").read_text())
         else:
             run_sql_script(connection, (FIXTURES_DIR / "trading_schema.sqlite.sql").read_text())
             run_sql_script(connection, "ALTER TABLE trade_settings DROP COLUMN auto_recovery")
-        result = manage("auto_recover", database_url=url_of(connection.settings_dict))
+        result = manage("auto_recover", database_url=url)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT outcome, message FROM tradeops_sweep_runs")
+            heartbeats = cursor.fetchall()
     assert result.returncode == 2, result.stderr
+    assert len(heartbeats) == 1 and heartbeats[0][0] == "could_not_run"
+    assert "20260203_trade_settings_auto_recovery.sql" in heartbeats[0][1]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "trade_settings.auto_recovery" in lines[0]

@@ -1,0 +1,125 @@
+"""The admin's auto-recovery status page, and its server-rendered chart."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connections
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from recovery.charts import hourly_buckets, hourly_svg
+from recovery.models import SweepRun, TradeOrder
+from recovery.routers import trading_alias
+from recovery.tests import factories
+
+STATUS = "recovery_status"
+
+
+def beat(started: dt.datetime, **counts: int) -> SweepRun:
+    return SweepRun.objects.create(
+        started_at=started,
+        ended_at=started,
+        duration_seconds=0.2,
+        actor="auto_recover",
+        host="h",
+        outcome="ok",
+        **counts,
+    )
+
+
+@pytest.fixture
+def watcher(client: Client, django_user_model, bridge) -> Client:  # noqa: ANN001
+    factories.TradeSettingsFactory(auto_recovery={"allow_replace_outside_rth": True})
+    factories.IbSettingsFactory(api_mode="mock")
+    user = django_user_model.objects.create_user(username="watch", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename="view_tradeorder"))
+    client.force_login(user)
+    return client
+
+
+def stale(**fields):  # noqa: ANN001, ANN201
+    created = timezone.now() - dt.timedelta(minutes=5)
+    return factories.TradeOrderFactory(created_at=created, updated_at=created, **fields)
+
+
+@pytest.mark.django_db
+def test_status_page_shows_gates_decisions_runs_and_chart(watcher: Client) -> None:
+    order = stale(client_order_id="status-1")
+    beat(timezone.now() - dt.timedelta(minutes=1), cancelled=2, replaced=1, skipped=3)
+    page = watcher.get(reverse(STATUS))
+    assert page.status_code == 200
+    body = page.content.decode()
+    for panel in (
+        "recovery-health",
+        "recovery-gates",
+        "recovery-settings",
+        "recovery-decisions",
+        "recovery-runs",
+    ):
+        assert f'id="{panel}"' in body, panel
+    assert '<svg id="recovery-chart"' in body
+    assert 'src="http' not in body and 'href="http' not in body  # nothing from a CDN: works offline
+    assert "status-1" in body and reverse("admin:recovery_tradeorder_change", args=[order.pk]) in body
+    assert "next open" in body and "Circuit breaker" in body and "Bridge quotes.json" in body
+    assert not TradeOrder.objects.exclude(status="NEW").exists()  # the page's dry run wrote nothing
+
+
+@pytest.mark.django_db
+def test_status_page_is_linked_from_the_admin_index(watcher: Client) -> None:
+    assert reverse(STATUS) in watcher.get(reverse("admin:index")).content.decode()
+
+
+@pytest.mark.django_db
+def test_status_page_needs_the_view_permission(client: Client, django_user_model) -> None:  # noqa: ANN001
+    user = django_user_model.objects.create_user(username="nope", password="pw", is_staff=True)
+    client.force_login(user)
+    assert client.get(reverse(STATUS)).status_code == 403
+    assert reverse(STATUS) not in client.get(reverse("admin:index")).content.decode()
+    client.logout()
+    assert client.get(reverse(STATUS)).status_code == 302  # to the login page
+
+
+@pytest.mark.django_db
+def test_status_page_costs_a_fixed_number_of_queries(watcher: Client, django_assert_num_queries) -> None:
+    for i in range(2):
+        stale(client_order_id=f"fq-{i}")
+        beat(timezone.now() - dt.timedelta(minutes=i + 1), cancelled=1)
+    with CaptureQueriesContext(connections[trading_alias()]) as first:
+        assert watcher.get(reverse(STATUS)).status_code == 200
+    for i in range(2, 40):
+        stale(client_order_id=f"fq-{i}")
+        beat(timezone.now() - dt.timedelta(minutes=i + 1), cancelled=1)
+    with django_assert_num_queries(len(first)):
+        page = watcher.get(reverse(STATUS))
+    assert len(page.context["status"].runs) == 40 and page.context["report"]["scanned"] == 40
+    assert len(first) <= 12
+
+
+def test_hourly_buckets_sum_runs_per_hour_and_drop_older_ones() -> None:
+    now = dt.datetime(2026, 11, 24, 16, 30, tzinfo=dt.UTC)
+    rows = [
+        (dt.datetime(2026, 11, 24, 16, 5, tzinfo=dt.UTC), 1, 1, 0),
+        (dt.datetime(2026, 11, 24, 16, 25, tzinfo=dt.UTC), 2, 0, 5),
+        (dt.datetime(2026, 11, 24, 9, 59, tzinfo=dt.UTC), 7, 7, 7),
+        (dt.datetime(2026, 11, 22, 15, 0, tzinfo=dt.UTC), 100, 100, 100),  # older than 48 h
+    ]
+    buckets = hourly_buckets(rows, now=now)
+    assert len(buckets) == 48
+    assert buckets[-1].start == dt.datetime(2026, 11, 24, 16, tzinfo=dt.UTC)
+    assert (buckets[-1].cancelled, buckets[-1].replaced, buckets[-1].skipped) == (3, 1, 5)
+    nine = next(b for b in buckets if b.start.hour == 9 and b.start.day == 24)
+    assert (nine.cancelled, nine.replaced, nine.skipped) == (7, 7, 7)
+    assert sum(b.cancelled for b in buckets) == 10
+
+
+def test_svg_has_a_bar_per_series_and_hour_scaled_to_the_peak() -> None:
+    now = dt.datetime(2026, 11, 24, 16, 30, tzinfo=dt.UTC)
+    svg = hourly_svg(hourly_buckets([(now, 4, 2, 0)], now=now))
+    assert svg.count("<rect ") == 48 * 3
+    assert "max 4" in svg and "cancelled 4" in svg and "replaced 2" in svg
+    assert "<script" not in svg
