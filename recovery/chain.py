@@ -6,14 +6,12 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from recovery.timestamps import iso_utc
+
 CLIENT_ORDER_ID_MAX = 64
 # Execution state of the original that must not ride along into its replacement.
 EXECUTION_KEYS = frozenset({"submit_command", "auto_recovery_cancel", "direct_retry", "sync_reason"})
 EXECUTION_PREFIXES = ("open_orders_",)
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -58,7 +56,7 @@ def replacement_params(
         "origin_client_order_id": origin_client_order_id,
         "root_order_id": root_id,
         "root_client_order_id": root_client,
-        "triggered_at": _iso(now),
+        "triggered_at": iso_utc(now),
         "sweep_id": sweep_id,
     }
     return params
@@ -70,7 +68,7 @@ def cancelled_params(
     """The original's params with the cancel marked; its attempts and root ids stay."""
     params = _object(original_params)
     recovery = _object(params.get("auto_recovery"))
-    recovery.update(last_action=action, last_reason=reason, last_at=_iso(now), sweep_id=sweep_id)
+    recovery.update(last_action=action, last_reason=reason, last_at=iso_utc(now), sweep_id=sweep_id)
     params["auto_recovery"] = recovery
     params["auto_recovery_cancel"] = True
     return params

@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from recovery.config import AutoRecoveryConfig
+from recovery.timestamps import iso_parse as parse_timestamp
 
 SIDES = frozenset({"BUY", "SELL"})
 ORDER_TYPES = frozenset({"MKT", "LMT", "ADAPTIVE_LMT", "PEG_MID"})
@@ -108,25 +109,6 @@ class Decision:
     @property
     def replaces(self) -> bool:
         return self.action is Action.REPLACE
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """ISO-8601 with Z, an offset or naive (= UTC) -> aware UTC; None when unusable."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00+01:00: before datetime.min once in UTC
-        return None
 
 
 def _positive_finite(value: Any) -> bool:

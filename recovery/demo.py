@@ -28,6 +28,7 @@ from recovery.results import SweepResult
 from recovery.routers import trading_alias
 from recovery.schema import FIXTURES_DIR, trading_schema_build
 from recovery.services import sweep_run
+from recovery.timestamps import iso_utc
 
 DEMO_DIR = FIXTURES_DIR / "demo"
 DEMO_ACTOR = "demo"
@@ -79,7 +80,7 @@ def demo_data_load(*, clock: dt.datetime, bridge_root: Path) -> int:
     for spec in scenario["orders"]:
         TradeOrder.objects.create(**_order_fields(spec, clock=clock))
     bridge_root.mkdir(parents=True, exist_ok=True)
-    stamp = clock.isoformat().replace("+00:00", "Z")
+    stamp = iso_utc(clock)
     for name, key in (("quotes.json", "updated_at"), ("open_orders.json", "refreshed_at")):
         payload = json.loads((DEMO_DIR / "bridge" / name).read_text())
         payload[key] = stamp
@@ -94,7 +95,7 @@ def _order_fields(spec: dict[str, Any], *, clock: dt.datetime) -> dict[str, Any]
     command = params.get("submit_command")
     if isinstance(command, dict) and "requested_at_age" in command:
         at = clock - dt.timedelta(seconds=command.pop("requested_at_age"))
-        command["requested_at"] = at.isoformat().replace("+00:00", "Z")
+        command["requested_at"] = iso_utc(at)
     return {**fields, "params": params, "created_at": created, "updated_at": created}
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from recovery.config import AutoRecoveryConfig, SettingsWarning
 from recovery.decisions import Action, Decision, NotCandidate, Reason
+from recovery.timestamps import iso_utc
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ class SweepResult:
             "sweep_id": self.sweep_id,
             "actor": self.actor,
             "dry_run": self.dry_run,
-            "now": self.now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+            "now": iso_utc(self.now),
             **self.counts(),
             "reasons": self.reasons(),
             "circuit_open": self.circuit_open,

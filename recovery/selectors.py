@@ -19,6 +19,7 @@ from recovery.gates.ib import ib_probe
 from recovery.gates.market_hours import market_state_get
 from recovery.models import IbSettings, TradeOrder, TradeRun, TradeSettings
 from recovery.routers import trading_alias
+from recovery.timestamps import iso_utc
 
 
 @dataclass(frozen=True)
@@ -218,4 +219,4 @@ def _bridge_report(snapshot: Any, *, count: int) -> dict[str, Any]:
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if moment else None
+    return iso_utc(moment) if moment else None

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from recovery.admin.pagination import CappedPaginator
+from recovery.admin.base import ReadOnlyLargeTableAdmin
 from recovery.audit import (
     ACTION_CANCEL,
     ACTION_REPLACE,
@@ -157,7 +157,7 @@ def _summary(entry: AuditLog) -> str:
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(ReadOnlyLargeTableAdmin):
     list_display = ("created_at", "actor", "action", "resource", "summary")
     list_filter = (
         ActionFilter,
@@ -169,23 +169,9 @@ class AuditLogAdmin(admin.ModelAdmin):
     )
     search_fields = ("action",)  # shows the box; get_search_results does exact, indexed lookups
     search_help_text = "Exact resource id, actor, action or client_order_id."
-    ordering = ("-id",)
     sortable_by = ()
-    list_per_page = 100
-    paginator = CappedPaginator
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
     fields = ("id", "created_at", "actor", "action", "resource", "detail_pretty", "decisions")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         return {}  # not even delete_selected

@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from recovery import selectors
-from recovery.admin.pagination import CappedPaginator
+from recovery.admin.base import ReadOnlyLargeTableAdmin
 from recovery.audit import ACTION_REPLACE, admin_actor
 from recovery.chain import chain_root, replacement_client_order_id
 from recovery.decisions import ORDER_TYPES, SIDES, chain_attempts
@@ -138,7 +138,7 @@ def audit_link(order_ids: list[int], label: str) -> str:
 
 
 @admin.register(TradeOrder)
-class TradeOrderAdmin(admin.ModelAdmin):
+class TradeOrderAdmin(ReadOnlyLargeTableAdmin):
     list_display = (
         "id",
         "client_order_id",
@@ -156,25 +156,10 @@ class TradeOrderAdmin(admin.ModelAdmin):
     list_filter = (StatusFilter, OrderTypeFilter, SideFilter, StaleNewFilter, CreatedByRecoveryFilter)
     search_help_text = "Exact id, client_order_id or symbol."
     search_fields = ("client_order_id",)  # shows the box; get_search_results does exact, indexed lookups
-    ordering = ("-id",)
     sortable_by = ("id",)
-    list_per_page = 100
-    paginator = CappedPaginator
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
     actions = ["recover_selected"]
     readonly_fields = ("chain_detail", "audit_trail")
     change_list_template = "admin/recovery/tradeorder/change_list.html"
-
-    # --- read only: the trading backend owns these rows -------------------------------
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_run_auto_recovery_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(PERMISSION)

@@ -10,9 +10,11 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
+
+from recovery.timestamps import iso_parse
 
 QUOTES_FILE = "quotes.json"
 OPEN_ORDERS_FILE = "open_orders.json"
@@ -146,19 +148,8 @@ def _timestamp_get(payload: dict[str, object]) -> datetime | None:
     for key in TIMESTAMP_KEYS:
         value = payload.get(key)
         if value is not None:
-            return _timestamp_parse(value)
+            return iso_parse(value)
     return None
-
-
-def _timestamp_parse(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        stamp = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    # The backend writes naive UTC (datetime.utcnow()).
-    return stamp.replace(tzinfo=UTC) if stamp.utcoffset() is None else stamp
 
 
 def _age_problem(*, age: float, max_age_seconds: int) -> str | None:

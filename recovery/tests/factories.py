@@ -81,3 +81,17 @@ class IbSettingsFactory(TradingFactory):
     host = "127.0.0.1"
     port = 7497
     api_mode = "mock"
+
+
+class SweepRunFactory(DjangoModelFactory):
+    """A heartbeat row (this app's own table, on the default database)."""
+
+    class Meta:
+        model = models.SweepRun
+
+    started_at = factory.LazyFunction(timezone.now)
+    ended_at = factory.SelfAttribute("started_at")
+    duration_seconds = 0.2
+    actor = "auto_recover"
+    host = "h"
+    outcome = "ok"

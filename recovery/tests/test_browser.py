@@ -229,23 +229,13 @@ def test_status_page_shows_the_gates_and_the_chart(
     bridge: object,
     django_user_model: type[User],
 ) -> None:
-    from recovery.models import SweepRun
 
     factories.TradeSettingsFactory(auto_recovery={"allow_replace_outside_rth": True})
     factories.IbSettingsFactory(api_mode="mock")
     stale_order("st-1")
     ended = timezone.now() - dt.timedelta(minutes=3)
-    SweepRun.objects.create(
-        started_at=ended,
-        ended_at=ended,
-        duration_seconds=0.4,
-        actor="auto_recover",
-        host="cron-1",
-        outcome="ok",
-        scanned=5,
-        cancelled=4,
-        replaced=3,
-        skipped=1,
+    factories.SweepRunFactory(
+        started_at=ended, duration_seconds=0.4, host="cron-1", scanned=5, cancelled=4, replaced=3, skipped=1
     )
     viewer = django_user_model.objects.create_user(username="watch", password=PASSWORD, is_staff=True)
     viewer.user_permissions.set(Permission.objects.filter(codename="view_tradeorder"))

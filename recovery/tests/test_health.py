@@ -12,6 +12,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from recovery.models import SweepRun
+from recovery.tests import factories
 from recovery.tests.conftest import CLOCK
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def beat(outcome: str, *, seconds_ago: float, actor: str = "auto_recover", message: str = "") -> SweepRun:
     ended = CLOCK - dt.timedelta(seconds=seconds_ago)
-    return SweepRun.objects.create(
+    return factories.SweepRunFactory(
         started_at=ended - dt.timedelta(seconds=1),
         ended_at=ended,
         duration_seconds=1,

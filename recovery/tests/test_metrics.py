@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from prometheus_client.parser import text_string_to_metric_families
 
-from recovery.models import SweepRun, TradeSettings
+from recovery.models import TradeSettings
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order
 
@@ -34,17 +34,7 @@ def run(path: Path, expect: int = 0) -> None:
 
 def test_metrics_of_a_run_parse_back(trading, tmp_path: Path) -> None:
     old = CLOCK - dt.timedelta(hours=2)
-    SweepRun.objects.create(
-        started_at=old,
-        ended_at=old,
-        duration_seconds=1,
-        actor="auto_recover",
-        host="h",
-        outcome="ok",
-        cancelled=4,
-        replaced=3,
-        skipped=1,
-    )
+    factories.SweepRunFactory(started_at=old, duration_seconds=1, cancelled=4, replaced=3, skipped=1)
     stale_order()
     stale_order(side="bad")
     trading.open_orders([stale_order().client_order_id])

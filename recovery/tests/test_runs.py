@@ -124,14 +124,7 @@ def test_prune_deletes_only_rows_past_the_retention(trading, settings) -> None: 
     settings.RECOVERY_HEARTBEAT_RETENTION_DAYS = 14
     for days in (20, 15, 13, 1):
         started = CLOCK - dt.timedelta(days=days)
-        SweepRun.objects.create(
-            started_at=started,
-            ended_at=started,
-            duration_seconds=0.1,
-            actor="auto_recover",
-            host="h",
-            outcome="ok",
-        )
+        factories.SweepRunFactory(started_at=started, duration_seconds=0.1)
     assert heartbeat_prune(now=CLOCK) == 2
     kept = sorted((CLOCK - r.started_at).days for r in SweepRun.objects.all())
     assert kept == [1, 13]
@@ -139,9 +132,7 @@ def test_prune_deletes_only_rows_past_the_retention(trading, settings) -> None: 
 
 def test_the_command_prunes(trading) -> None:
     old = CLOCK - dt.timedelta(days=30)
-    SweepRun.objects.create(
-        started_at=old, ended_at=old, duration_seconds=1, actor="auto_recover", host="h", outcome="ok"
-    )
+    factories.SweepRunFactory(started_at=old, duration_seconds=1)
     command()
     assert not SweepRun.objects.filter(started_at=old).exists()
     assert SweepRun.objects.count() == 1

@@ -21,15 +21,7 @@ STATUS = "recovery_status"
 
 
 def beat(started: dt.datetime, **counts: int) -> SweepRun:
-    return SweepRun.objects.create(
-        started_at=started,
-        ended_at=started,
-        duration_seconds=0.2,
-        actor="auto_recover",
-        host="h",
-        outcome="ok",
-        **counts,
-    )
+    return factories.SweepRunFactory(started_at=started, **counts)
 
 
 @pytest.fixture
