@@ -74,7 +74,13 @@ def _sweep(args: argparse.Namespace) -> dict[str, Any]:
     _warm_up(args, now=now or timezone.now())
     started = time.time()
     result = sweep_run(now=now or timezone.now(), actor=args.actor, limit=args.limit)
-    return {"role": "sweep", "actor": args.actor, **_result_facts(result), "started": started, "ended": time.time()}
+    return {
+        "role": "sweep",
+        "actor": args.actor,
+        **_result_facts(result),
+        "started": started,
+        "ended": time.time(),
+    }
 
 
 def _admin(args: argparse.Namespace) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from django.db import connections
 from django.utils import timezone
-from django_mysql.locks import Lock
 
 from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP, ACTOR_COMMAND
 from recovery.locks import LOCK_NAME
@@ -44,7 +43,9 @@ def stale_orders_create(count: int, *, clock: dt.datetime) -> set[int]:
     for i in range(count):
         created = clock - dt.timedelta(seconds=3600 - i)
         orders.append(
-            factories.TradeOrderFactory.build(client_order_id=f"proof-{i:05d}", created_at=created, updated_at=created)
+            factories.TradeOrderFactory.build(
+                client_order_id=f"proof-{i:05d}", created_at=created, updated_at=created
+            )
         )
     TradeOrder.objects.bulk_create(orders)
     return set(TradeOrder.objects.values_list("id", flat=True))
@@ -65,7 +66,9 @@ def command_facts(output: dict[str, Any], *, started: float, ended: float) -> di
     }
 
 
-def invariants_assert(*, originals: set[int], reports: list[dict[str, Any]], executor: dict[str, Any]) -> dict:
+def invariants_assert(
+    *, originals: set[int], reports: list[dict[str, Any]], executor: dict[str, Any]
+) -> dict:
     """design.md's guarantees over the whole table after the race; returns the figures."""
     orders = {o.pk: o for o in TradeOrder.objects.all()}
     acknowledged = set(executor["acknowledged"])
@@ -81,7 +84,11 @@ def invariants_assert(*, originals: set[int], reports: list[dict[str, Any]], exe
         assert "auto_recovery_cancel" not in order.params
     # An original still NEW after every sweep ended would have been left alone by all of them.
     last_end = max(r["ended"] for r in reports)
-    late = [i for i, at in zip(executor["acknowledged"], executor["acknowledged_at"], strict=True) if at > last_end]
+    late = [
+        i
+        for i, at in zip(executor["acknowledged"], executor["acknowledged_at"], strict=True)
+        if at > last_end
+    ]
     assert [i for i in late if i in originals] == []
 
     # Exactly one replacement per cancelled original, nothing else in the table.
@@ -141,14 +148,28 @@ def overlap_assert(reports: list[dict[str, Any]]) -> None:
     ]
 
 
-def test_four_sweep_processes_and_the_executor_over_1000_orders(committed_db, bridge, clock, tmp_path) -> None:  # noqa: ANN001
+def test_four_sweep_processes_and_the_executor_over_1000_orders(
+    committed_db,  # noqa: ANN001
+    bridge,  # noqa: ANN001
+    clock: dt.datetime,
+    tmp_path: Path,
+) -> None:
     recovery_configured()
     originals = stale_orders_create(1000, clock=clock)  # clock: a Tuesday, mid-session
     pack = Pack(tmp_path, LEAN_BRIDGE_ROOT=str(bridge.root))
     try:
-        executor = pack.start("executor", "executor", "--seed", str(SEED), "--pause", "0.01")
+        executor = pack.start("executor", "executor", "--seed", str(SEED), "--pause", "0.02")
         sweeps = [
-            pack.start(f"sweep-{n}", "sweep", "--actor", f"proof-sweep-{n}", "--limit", "1000", "--now", clock.isoformat())
+            pack.start(
+                f"sweep-{n}",
+                "sweep",
+                "--actor",
+                f"proof-sweep-{n}",
+                "--limit",
+                "1000",
+                "--now",
+                clock.isoformat(),
+            )
             for n in range(1, 5)
         ]
         pack.wait_ready()
@@ -169,6 +190,9 @@ def test_four_sweep_processes_and_the_executor_over_1000_orders(committed_db, br
 
 def lock_seen(command: Process, *, alias: str) -> float:
     """Wait until the command holds its named lock (it is about to read the candidates)."""
+    # django_mysql's Lock names it '<database>.<name>' (imported lazily: not on SQLite runs).
+    from django_mysql.locks import Lock
+
     name = Lock.make_name(alias, LOCK_NAME)
     deadline = time.monotonic() + WAIT_SECONDS
     with connections[alias].cursor() as cursor:
@@ -181,7 +205,11 @@ def lock_seen(command: Process, *, alias: str) -> float:
     raise AssertionError("the command never took its lock")
 
 
-def test_the_command_and_the_admins_recovery_at_the_same_moment(committed_db, bridge, tmp_path) -> None:  # noqa: ANN001
+def test_the_command_and_the_admins_recovery_at_the_same_moment(
+    committed_db,  # noqa: ANN001
+    bridge,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
     recovery_configured()
     # The command reads the real clock (cron passes none): the orders are an hour old now.
     originals = stale_orders_create(300, clock=timezone.now())
