@@ -22,6 +22,7 @@ _MAX_VALUE_TEXT = 200
 WHY_NOT_OBJECT = "not a JSON object: all defaults apply"
 WHY_NO_ROW = "no trade_settings row: all defaults apply"
 WHY_NULL = "column is NULL: all defaults apply"
+WHY_UNREADABLE = "column could not be decoded: all defaults apply"
 WHY_BOOL = "must be true or false"
 WHY_INT = "must be a whole JSON number (not a bool, not a fraction)"
 WHY_FLOAT = "must be a finite JSON number (not a bool, not NaN)"
@@ -78,7 +79,10 @@ def _json_safe(value: Any) -> Any:
     try:
         text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
-        return repr(value)[:_MAX_VALUE_TEXT]
+        try:
+            return repr(value)[:_MAX_VALUE_TEXT]
+        except ValueError:  # an int past Python's 4,300-digit str() limit
+            return f"<{type(value).__name__} too large to show>"
     return value if len(text) <= _MAX_VALUE_TEXT else text[:_MAX_VALUE_TEXT] + "…"
 
 

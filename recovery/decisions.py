@@ -213,11 +213,22 @@ def decide(
         if quote is None:
             return cancel(Reason.QUOTE_UNAVAILABLE, f"no fresh quote for {order.symbol!r}")
         deviation = price_deviation_pct(quote=quote, limit_price=order.limit_price)
-        shown = float(round(deviation, 4))
+        shown = _shown_pct(deviation)
         if deviation > Decimal(repr(settings.max_price_deviation_pct)):
             return cancel(Reason.PRICE_DEVIATION, quote=quote, deviation_pct=shown)
         return Decision(Action.REPLACE, Reason.REPLACED, quote=quote, deviation_pct=shown, **base)
     return Decision(Action.REPLACE, Reason.REPLACED, quote=quote, **base)
+
+
+def _shown_pct(deviation: Decimal) -> float | None:
+    """The deviation as a finite float for reports; None when a float cannot hold it.
+
+    Not round(deviation, 4): quantizing needs more digits than the Decimal context has
+    once a wild quote or limit makes the deviation huge (1e24 % and up), and an inf
+    would make the audit row invalid JSON. The rule itself compares the exact Decimal.
+    """
+    value = float(deviation)
+    return round(value, 4) if math.isfinite(value) else None
 
 
 def _quote_for(symbol: Any, quotes: Mapping[str, float] | None) -> float | None:

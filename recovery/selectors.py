@@ -11,7 +11,7 @@ from django.conf import settings as django_settings
 from django.db import connections
 from django.db.models import Q, QuerySet
 
-from recovery.config import AutoRecoveryConfig, SettingsWarning, config_parse
+from recovery.config import WHOLE_COLUMN, WHY_UNREADABLE, AutoRecoveryConfig, SettingsWarning, config_parse
 from recovery.decisions import GateState, OrderSnapshot
 from recovery.gates.bridge import open_orders_read, quotes_read
 from recovery.gates.guard import NEW_YORK, halted_projects_get
@@ -41,7 +41,13 @@ def settings_row_get() -> TradeSettings | None:
 
 
 def settings_in_force_get() -> SettingsInForce:
-    row = settings_row_get()
+    try:
+        row = settings_row_get()
+    except ValueError as exc:
+        # Valid JSON that Python will not decode (an integer past 4,300 digits) must not
+        # stop the sweep: all defaults, reported like any other unreadable column.
+        warning = SettingsWarning(WHOLE_COLUMN, str(exc)[:200], WHY_UNREADABLE)
+        return SettingsInForce(config=AutoRecoveryConfig(), warnings=[warning], row_id=None)
     raw = row.auto_recovery if row is not None else None
     config, warnings = config_parse(raw, row_exists=row is not None)
     return SettingsInForce(config=config, warnings=warnings, row_id=row.pk if row else None)

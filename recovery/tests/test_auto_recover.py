@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connections
 
 from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
 from recovery.models import AuditLog, IbSettings, TradeOrder, TradeSettings
+from recovery.routers import trading_alias
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order
 
@@ -459,3 +461,14 @@ def test_blackout_windows_follow_new_york_wall_time_across_dst(
     result = run("--dry-run", now=moment)
     assert result["gates"]["blackout"]["active"] is in_blackout
     assert (outcome(result, order)["reason"] == "blackout") is in_blackout
+
+
+def test_settings_json_python_cannot_decode_means_defaults(trading) -> None:
+    # Valid JSON, storable by raw SQL on both engines, that Python refuses to turn into an int.
+    huge = "1" * 5000
+    with connections[trading_alias()].cursor() as cursor:
+        cursor.execute(f"UPDATE trade_settings SET auto_recovery = '{{\"max_auto_retries\": {huge}}}'")
+    order = stale_order()
+    result = run()
+    assert outcome(result, order)["reason"] == "replaced"
+    assert result["settings_warnings"][0]["reason"].startswith("column could not be decoded")
