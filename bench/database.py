@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import subprocess
+import time
 from typing import Any
 
 import MySQLdb
@@ -82,8 +84,7 @@ def bench_database_drop() -> None:
 def server_facts() -> dict[str, Any]:
     with connections[trading_alias()].cursor() as cursor:
         cursor.execute(
-            "SELECT VERSION(), @@innodb_buffer_pool_size, @@innodb_flush_log_at_trx_commit, "
-            "@@transaction_isolation"
+            "SELECT VERSION(), @@innodb_buffer_pool_size, @@innodb_flush_log_at_trx_commit, @@tx_isolation"
         )
         version, pool, flush, isolation = cursor.fetchone()
     return {
@@ -124,3 +125,48 @@ def session_status(cursor: Any, names: tuple[str, ...]) -> dict[str, int]:
     quoted = ", ".join(f"'{name}'" for name in names)
     cursor.execute(f"SHOW SESSION STATUS WHERE Variable_name IN ({quoted})")
     return {str(name): int(value) for name, value in cursor.fetchall()}
+
+
+def server_quiesce(*, timeout: float = 120.0, poll: float = 3.0) -> dict[str, Any]:
+    """Wait until InnoDB stops flushing what the data load dirtied (no side pays for it).
+
+    MariaDB leaves some pages dirty when idle (adaptive flushing below its low-water
+    mark), so "flushing stopped" is: the dirty count did not move between two polls.
+    """
+    started = time.monotonic()
+    names = ("Innodb_buffer_pool_pages_dirty", "Innodb_buffer_pool_pages_total")
+    quoted = ", ".join(f"'{name}'" for name in names)
+    previous = -1
+    with connections[trading_alias()].cursor() as cursor:
+        while True:
+            cursor.execute(f"SHOW GLOBAL STATUS WHERE Variable_name IN ({quoted})")
+            status = {str(k): int(v) for k, v in cursor.fetchall()}
+            dirty, waited = status[names[0]], time.monotonic() - started
+            if dirty == previous or dirty == 0 or waited >= timeout:
+                return {
+                    "waited_seconds": round(waited, 1),
+                    "dirty_pages": dirty,
+                    "pool_pages": status[names[1]],
+                }
+            previous = dirty
+            time.sleep(poll)
+
+
+def git_facts() -> dict[str, Any]:
+    """Which code was measured: the commit, and how many files differ from it."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=settings.BASE_DIR, capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip()
+
+    return {
+        "git_commit": git("rev-parse", "--short", "HEAD"),
+        "git_changed_files": len(git("status", "--porcelain").splitlines()),
+    }
+
+
+def load_average() -> list[float]:
+    """Other work on the machine skews times; the JSON says how busy it was."""
+    return [round(x, 2) for x in os.getloadavg()]

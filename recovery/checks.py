@@ -47,52 +47,79 @@ def _has_sweep_index(constraints: dict[str, dict[str, Any]]) -> bool:
     )
 
 
+# MySQL/MariaDB: the whole schema in two information_schema queries. Cron runs this check
+# every minute; Django's introspection would spend about thirty queries on it.
+MYSQL_COLUMNS_SQL = (
+    "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
+    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({tables})"
+)
+MYSQL_SWEEP_INDEX_SQL = (
+    "SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
+    "AND TABLE_NAME = 'trade_orders' GROUP BY INDEX_NAME "
+    "HAVING GROUP_CONCAT(CASE WHEN SEQ_IN_INDEX <= 2 THEN COLUMN_NAME END ORDER BY SEQ_IN_INDEX) "
+    "= 'status,created_at'"
+)
+
+
+def _schema_read(connection: BaseDatabaseWrapper, tables: list[str]) -> tuple[dict[str, set[str]], bool]:
+    """{table: its columns} for the tables that exist, and whether the sweep index does."""
+    columns: dict[str, set[str]] = {}
+    with connection.cursor() as cursor:
+        if connection.vendor == "mysql":
+            cursor.execute(MYSQL_COLUMNS_SQL.format(tables=", ".join(["%s"] * len(tables))), tables)
+            for table, column in cursor.fetchall():
+                columns.setdefault(table, set()).add(column)
+            cursor.execute(MYSQL_SWEEP_INDEX_SQL)
+            return columns, cursor.fetchone() is not None
+        introspection = connection.introspection
+        existing = set(introspection.table_names(cursor))
+        for table in tables:
+            if table in existing:
+                columns[table] = {c.name for c in introspection.get_table_description(cursor, table)}
+        indexed = "trade_orders" in existing and _has_sweep_index(
+            introspection.get_constraints(cursor, "trade_orders")
+        )
+        return columns, indexed
+
+
 def trading_schema_problems(connection: BaseDatabaseWrapper) -> list[checks.CheckMessage]:
     """Every missing table, column and index of the trading schema on `connection`."""
     alias = connection.alias
-    problems: list[checks.CheckMessage] = []
+    models = _trading_models()
     try:
-        with connection.cursor() as cursor:
-            introspection = connection.introspection
-            tables = set(introspection.table_names(cursor))
-            for model in _trading_models():
-                table = model._meta.db_table
-                if table not in tables:
-                    problems.append(
-                        checks.Error(
-                            MSG_MISSING_TABLE.format(table=table, alias=alias),
-                            hint=HINT_TABLE,
-                            id="recovery.E001",
-                        )
-                    )
-                    continue
-                columns = {c.name for c in introspection.get_table_description(cursor, table)}
-                for field in model._meta.concrete_fields:
-                    if field.column in columns:
-                        continue
-                    is_patch = (table, field.column) == ("trade_settings", "auto_recovery")
-                    problems.append(
-                        checks.Error(
-                            MSG_MISSING_COLUMN.format(table=table, column=field.column, alias=alias),
-                            hint=HINT_AUTO_RECOVERY if is_patch else HINT_COLUMN,
-                            id="recovery.E002",
-                        )
-                    )
-                if table == "trade_orders" and not _has_sweep_index(
-                    introspection.get_constraints(cursor, table)
-                ):
-                    problems.append(
-                        checks.Warning(
-                            MSG_MISSING_INDEX.format(alias=alias), hint=HINT_INDEX, id="recovery.W001"
-                        )
-                    )
+        columns, indexed = _schema_read(connection, [m._meta.db_table for m in models])
     except DatabaseError as exc:
-        problems.append(
+        error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return [
             checks.Error(
-                MSG_UNREACHABLE.format(alias=alias, error=str(exc).splitlines()[0] if str(exc) else exc),
+                MSG_UNREACHABLE.format(alias=alias, error=error),
                 hint="check DATABASE_URL / TRADING_DATABASE_URL and that the server is up",
                 id="recovery.E000",
             )
+        ]
+    problems: list[checks.CheckMessage] = []
+    for model in models:
+        table = model._meta.db_table
+        if table not in columns:
+            problems.append(
+                checks.Error(
+                    MSG_MISSING_TABLE.format(table=table, alias=alias), hint=HINT_TABLE, id="recovery.E001"
+                )
+            )
+            continue
+        for field in model._meta.concrete_fields:
+            if field.column not in columns[table]:
+                is_patch = (table, field.column) == ("trade_settings", "auto_recovery")
+                problems.append(
+                    checks.Error(
+                        MSG_MISSING_COLUMN.format(table=table, column=field.column, alias=alias),
+                        hint=HINT_AUTO_RECOVERY if is_patch else HINT_COLUMN,
+                        id="recovery.E002",
+                    )
+                )
+    if "trade_orders" in columns and not indexed:
+        problems.append(
+            checks.Warning(MSG_MISSING_INDEX.format(alias=alias), hint=HINT_INDEX, id="recovery.W001")
         )
     return problems
 

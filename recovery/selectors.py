@@ -90,17 +90,19 @@ def stale_order_count(*, now: dt.datetime, timeout_seconds: int, cap: int) -> in
     return len(ids)
 
 
-def order_locked_get(*, order_id: int, now: dt.datetime, timeout_seconds: int) -> TradeOrder | None:
-    """The order, locked FOR UPDATE, if it is still a candidate and no other sweep holds it.
+def order_locked_get(*, order_id: int) -> TradeOrder | None:
+    """The order, locked FOR UPDATE, unless another sweep holds it (or it is gone).
 
     SKIP LOCKED: a second sweep passes over an order the first is working on instead of
-    waiting for it (and then finding it cancelled). SQLite has no row locks; its
-    database-level write lock and the conditional cancel keep it exact there.
+    waiting for it (and then finding it cancelled). By primary key only: the caller
+    re-checks the candidate rules on the locked row (decisions.candidate_problem), which
+    is far cheaper than compiling the whole candidate filter once per order. SQLite has
+    no row locks; its database-level write lock and the conditional cancel keep it exact.
     """
-    orders = _candidates(now=now, timeout_seconds=timeout_seconds).filter(pk=order_id)
+    orders = TradeOrder.objects.filter(pk=order_id)
     if connections[trading_alias()].features.has_select_for_update_skip_locked:
         orders = orders.select_for_update(skip_locked=True)
-    return orders.first()
+    return next(iter(orders[:1]), None)
 
 
 def orders_by_id(order_ids: Iterable[int]) -> dict[int, TradeOrder]:

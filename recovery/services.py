@@ -8,12 +8,14 @@ Either all of that commits or none of it does (design.md, "Writing it down").
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from django.db import DatabaseError, transaction
-from django.db.models import Q
+from django.db import DatabaseError, connections, transaction
 
 from recovery import selectors
 from recovery.audit import (
@@ -183,34 +185,21 @@ def order_recover(
 ) -> OrderOutcome:
     """Cancel (and maybe replace) one order. Call inside transaction.atomic()."""
     now, sweep_id = result.now, result.sweep_id
-    locked = selectors.order_locked_get(
-        order_id=snapshot.id, now=now, timeout_seconds=config.new_timeout_seconds
-    )
+    locked = selectors.order_locked_get(order_id=snapshot.id)
     if locked is None:
         return _skipped(snapshot, decision, MSG_CHANGED)
     fresh = selectors.order_snapshot(locked, runs=runs)
+    if candidate_problem(fresh, settings=config, now=now) is not None:
+        return _skipped(snapshot, decision, MSG_CHANGED)
     again = decide(fresh, gates=gates, settings=config, now=now)
     if (again.action, again.reason) != (decision.action, decision.reason):
         return _skipped(snapshot, decision, MSG_REDECIDED.format(action=again.action, reason=again.reason))
     action = "replace" if decision.replaces else "cancel"
-    cancelled = (
-        TradeOrder.objects.filter(
-            pk=snapshot.id, status="NEW", ib_order_id__isnull=True, ib_perm_id__isnull=True
-        )
-        .filter(Q(filled_quantity=0) | Q(filled_quantity__isnull=True))
-        .update(
-            status="CANCELED",
-            params=cancelled_params(
-                original_params=locked.params,
-                action=action,
-                reason=str(decision.reason),
-                now=now,
-                sweep_id=sweep_id,
-            ),
-            updated_at=now,
-        )
+    params = cancelled_params(
+        original_params=locked.params, action=action, reason=str(decision.reason), now=now, sweep_id=sweep_id
     )
-    if cancelled != 1:
+    cancelled = order_cancel_conditional(order_id=snapshot.id, params=params, now=now)
+    if not cancelled:
         return _skipped(snapshot, decision, MSG_CHANGED)
     replacement = (
         _replacement_create(locked, attempt=fresh_attempt(decision), now=now, sweep_id=sweep_id)
@@ -221,11 +210,31 @@ def order_recover(
         snapshot.id,
         snapshot.client_order_id,
         decision,
-        replacement_id=replacement.pk if replacement else None,
+        replacement_id=replacement.id if replacement else None,
         replacement_client_order_id=replacement.client_order_id if replacement else None,
     )
     audit_entries_write(_order_audit_entries(outcome, replacement, result), now=now)
     return outcome
+
+
+# design.md's conditional cancel, spelled out: it flips NEW to CANCELED only while the
+# broker has not seen the order and nothing filled. Plain SQL (the same on MySQL and
+# SQLite) because it is the statement every guarantee rests on, and it runs once per order.
+CANCEL_SQL = (
+    "UPDATE trade_orders SET status = 'CANCELED', params = %s, updated_at = %s "
+    "WHERE id = %s AND status = 'NEW' AND ib_order_id IS NULL AND ib_perm_id IS NULL "
+    "AND COALESCE(filled_quantity, 0) = 0"
+)
+
+
+def order_cancel_conditional(*, order_id: int, params: dict[str, Any], now: dt.datetime) -> bool:
+    """Cancel the order if it is still NEW, unacknowledged and unfilled; False if it was not."""
+    connection = connections[trading_alias()]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            CANCEL_SQL, [json.dumps(params), connection.ops.adapt_datetimefield_value(now), order_id]
+        )
+        return cursor.rowcount == 1
 
 
 def fresh_attempt(decision: Decision) -> int:
@@ -233,34 +242,48 @@ def fresh_attempt(decision: Decision) -> int:
     return decision.attempt + 1
 
 
-def _replacement_create(original: TradeOrder, *, attempt: int, now: dt.datetime, sweep_id: str) -> TradeOrder:
+@dataclass(frozen=True)
+class Replacement:
+    id: int
+    client_order_id: str
+    chain: dict[str, Any]  # its params["auto_recovery"]
+
+
+REPLACEMENT_SQL = (
+    "INSERT INTO trade_orders (run_id, client_order_id, symbol, side, quantity, order_type, "
+    "limit_price, status, filled_quantity, params, created_at, updated_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, 'NEW', 0, %s, %s, %s)"
+)
+
+
+def _replacement_create(
+    original: TradeOrder, *, attempt: int, now: dt.datetime, sweep_id: str
+) -> Replacement:
+    """Insert the new NEW order; a clash on the unique client_order_id rolls the order back."""
     params = original.params if isinstance(original.params, dict) else {}
     _, root_client = chain_root(order_id=original.pk, client_order_id=original.client_order_id, params=params)
-    return TradeOrder.objects.create(
-        run_id=original.run_id,
-        client_order_id=replacement_client_order_id(root_client_order_id=root_client, attempt=attempt),
-        symbol=original.symbol,
-        side=original.side,
-        quantity=original.quantity,
-        order_type=original.order_type,
-        limit_price=original.limit_price,
-        status="NEW",
-        filled_quantity=0,
-        params=replacement_params(
-            original_params=original.params,
-            origin_order_id=original.pk,
-            origin_client_order_id=original.client_order_id,
-            attempt=attempt,
-            now=now,
-            sweep_id=sweep_id,
-        ),
-        created_at=now,
-        updated_at=now,
+    client_order_id = replacement_client_order_id(root_client_order_id=root_client, attempt=attempt)
+    new_params = replacement_params(
+        original_params=original.params,
+        origin_order_id=original.pk,
+        origin_client_order_id=original.client_order_id,
+        attempt=attempt,
+        now=now,
+        sweep_id=sweep_id,
     )
+    connection = connections[trading_alias()]
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    row = [
+        original.run_id, client_order_id, original.symbol, original.side, original.quantity,
+        original.order_type, original.limit_price, json.dumps(new_params, allow_nan=False), stamp, stamp,
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(REPLACEMENT_SQL, row)
+        return Replacement(cursor.lastrowid, client_order_id, new_params["auto_recovery"])
 
 
 def _order_audit_entries(
-    outcome: OrderOutcome, replacement: TradeOrder | None, result: SweepResult
+    outcome: OrderOutcome, replacement: Replacement | None, result: SweepResult
 ) -> list[AuditEntry]:
     detail = {"sweep_id": result.sweep_id, **outcome.as_dict()}
     entries = [AuditEntry(result.actor, ACTION_CANCEL, RESOURCE_ORDER, outcome.id, detail)]
@@ -270,15 +293,15 @@ def _order_audit_entries(
                 result.actor,
                 ACTION_REPLACE,
                 RESOURCE_ORDER,
-                replacement.pk,  # the backend's own replace rows point at the new order
+                replacement.id,  # the backend's own replace rows point at the new order
                 {
                     "sweep_id": result.sweep_id,
                     "origin_order_id": outcome.id,
                     "origin_client_order_id": outcome.client_order_id,
                     "client_order_id": replacement.client_order_id,
-                    "attempt": replacement.params["auto_recovery"]["attempts"],
-                    "root_order_id": replacement.params["auto_recovery"]["root_order_id"],
-                    "root_client_order_id": replacement.params["auto_recovery"]["root_client_order_id"],
+                    "attempt": replacement.chain["attempts"],
+                    "root_order_id": replacement.chain["root_order_id"],
+                    "root_client_order_id": replacement.chain["root_client_order_id"],
                 },
             )
         )
@@ -301,8 +324,7 @@ def _sweep_audit_write(result: SweepResult) -> None:
     entry = AuditEntry(result.actor, ACTION_SWEEP, RESOURCE_SWEEP, None, result.as_dict())
     try:
         with transaction.atomic(using=trading_alias()):
-            (row,) = audit_entries_write([entry], now=result.now)
-        result.audit_id = row.pk
+            result.audit_id = audit_entries_write([entry], now=result.now)
     except DatabaseError:
         # The per-order rows are committed already; losing the summary is bad but
         # must not turn a done sweep into a crash. The log line keeps the facts.

@@ -472,3 +472,16 @@ def test_settings_json_python_cannot_decode_means_defaults(trading) -> None:
     result = run()
     assert outcome(result, order)["reason"] == "replaced"
     assert result["settings_warnings"][0]["reason"].startswith("column could not be decoded")
+
+
+@pytest.mark.mysql  # SQLite's introspection is PRAGMA per table: local, and not what cron pays
+def test_an_idle_cron_run_costs_a_few_queries(trading) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    factories.TradeOrderFactory.create_batch(5, status="FILLED", filled_quantity=10)
+    with CaptureQueriesContext(connections[trading_alias()]) as queries:
+        run()
+    statements = [q["sql"] for q in queries]
+    # schema check, settings, candidates, lock, heartbeat and its pruning: no scan, no count
+    assert len(statements) <= 12, statements
+    assert not any("COUNT(" in sql.upper() for sql in statements)

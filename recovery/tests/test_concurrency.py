@@ -162,11 +162,11 @@ def test_an_order_acknowledged_between_selection_and_cancel_is_left_alone(
     def acknowledge() -> int:
         return TradeOrder.objects.filter(pk=chosen.pk).update(ib_order_id=424242, status="SUBMITTED")
 
-    def order_locked_get(*, order_id: int, now: dt.datetime, timeout_seconds: int) -> TradeOrder | None:
+    def order_locked_get(*, order_id: int) -> TradeOrder | None:
         if order_id == chosen.pk and not acknowledged:
             # The executor's ack lands after the sweep read the order, before it locks it.
             acknowledged.append(in_other_connection(acknowledge))
-        return real_order_locked_get(order_id=order_id, now=now, timeout_seconds=timeout_seconds)
+        return real_order_locked_get(order_id=order_id)
 
     monkeypatch.setattr(selectors, "order_locked_get", order_locked_get)
     result = sweep_run(now=clock, actor=ACTOR)

@@ -25,7 +25,7 @@ from recovery.config import (
     AutoRecoveryConfig,
     SettingsWarning,
 )
-from recovery.decisions import candidate_problem
+from recovery.decisions import NotCandidate, candidate_problem
 from recovery.gates.ib import DETAIL_MOCK
 from recovery.models import TradeOrder
 from recovery.routers import trading_alias
@@ -33,6 +33,7 @@ from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order
 
 TIMEOUT = 45
+CONFIG = AutoRecoveryConfig(new_timeout_seconds=TIMEOUT)
 LOCALHOST = "127.0.0.1"
 # 21:00 in New York on Tuesday 2026-11-24, already Wednesday in UTC: "today" must be
 # the New York date, not the UTC one.
@@ -207,35 +208,45 @@ def test_stale_order_count_counts_candidates_up_to_the_cap() -> None:
 
 def locked(order_id: int) -> TradeOrder | None:
     with transaction.atomic(using=trading_alias()):
-        return selectors.order_locked_get(order_id=order_id, now=CLOCK, timeout_seconds=TIMEOUT)
+        return selectors.order_locked_get(order_id=order_id)
 
 
 @pytest.mark.django_db
-def test_order_locked_get_returns_a_candidate() -> None:
+def test_order_locked_get_returns_the_row_as_it_is_now() -> None:
     order = stale_order()
+    TradeOrder.objects.filter(pk=order.pk).update(ib_order_id=7001, status="SUBMITTED")
     found = locked(order.pk)
     assert found is not None
-    assert found.pk == order.pk
-    assert found.client_order_id == order.client_order_id
+    assert (found.pk, found.client_order_id) == (order.pk, order.client_order_id)
+    assert (found.status, found.ib_order_id) == ("SUBMITTED", 7001)
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "change",
+    ("change", "why"),
     [
-        pytest.param({"status": "SUBMITTED"}, id="submitted"),
-        pytest.param({"status": "CANCELED"}, id="cancelled"),
-        pytest.param({"ib_order_id": 7001}, id="acknowledged"),
-        pytest.param({"ib_perm_id": 9001}, id="perm-id"),
-        pytest.param({"filled_quantity": 1.0}, id="filled"),
-        pytest.param({"params": {"intent_only": True}}, id="intent-only"),
-        pytest.param({"created_at": CLOCK - dt.timedelta(seconds=TIMEOUT - 1)}, id="too-young"),
+        pytest.param({"status": "SUBMITTED"}, NotCandidate.NOT_NEW, id="submitted"),
+        pytest.param({"status": "CANCELED"}, NotCandidate.NOT_NEW, id="cancelled"),
+        pytest.param({"ib_order_id": 7001}, NotCandidate.ACKNOWLEDGED, id="acknowledged"),
+        pytest.param({"ib_perm_id": 9001}, NotCandidate.ACKNOWLEDGED, id="perm-id"),
+        pytest.param({"filled_quantity": 1.0}, NotCandidate.FILLED, id="filled"),
+        pytest.param({"params": {"intent_only": True}}, NotCandidate.INTENT_ONLY, id="intent-only"),
+        pytest.param(
+            {"created_at": CLOCK - dt.timedelta(seconds=TIMEOUT - 1)}, NotCandidate.TOO_YOUNG, id="too-young"
+        ),
     ],
 )
-def test_order_locked_get_returns_nothing_once_the_order_stopped_being_a_candidate(change: dict) -> None:
+def test_the_locked_row_is_rechecked_against_the_candidate_filter(change: dict, why: NotCandidate) -> None:
+    """The sweep re-checks the locked row in Python; it must agree with the SQL filter."""
     order = stale_order()
+    assert (
+        candidate_problem(selectors.order_snapshot(locked(order.pk), runs={}), settings=CONFIG, now=CLOCK)
+        is None
+    )
     TradeOrder.objects.filter(pk=order.pk).update(**change)
-    assert locked(order.pk) is None
+    assert selectors.stale_order_list(now=CLOCK, timeout_seconds=TIMEOUT, limit=10) == []
+    snapshot = selectors.order_snapshot(locked(order.pk), runs={})
+    assert candidate_problem(snapshot, settings=CONFIG, now=CLOCK) is why
 
 
 @pytest.mark.django_db

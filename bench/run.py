@@ -1,0 +1,156 @@
+"""Entry point: .venv/bin/python -m bench.run [--orders N] [--audit N] [--stale N] [--json PATH].
+
+Creates test_tradeops_bench (or the test_* database of DATABASE_URL), fills it, measures
+(a) the idle sweep, (b) recovering stale orders, (c) admin changelists, each beside its
+baseline in the same run, prints one table, writes it as JSON, and drops the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATABASE_URL = "mysql://root@127.0.0.1:3306/test_tradeops_bench"
+RESULTS = Path(__file__).resolve().parent / "results"
+# Tuesday 2026-11-24, 11:00 New York: a regular NYSE session (the suite's clock too).
+CLOCK = dt.datetime(2026, 11, 24, 16, 0, tzinfo=dt.UTC)
+MAX_STALE = 1000  # max_replacements_per_sweep allows at most 1000 re-placements per sweep
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=1_000_000, help="historical trade_orders rows")
+    parser.add_argument("--audit", type=int, default=5_000_000, help="audit_logs rows")
+    parser.add_argument(
+        "--stale", type=int, default=1000, help=f"stale orders per recovery run (1..{MAX_STALE})"
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="recovery runs per side, alternating")
+    parser.add_argument("--sweeps", type=int, default=7, help="idle sweeps per side, alternating")
+    parser.add_argument("--gets", type=int, default=5, help="timed GETs per admin page and side")
+    parser.add_argument("--json", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
+    parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    args = parser.parse_args(argv)
+    if not 1 <= args.stale <= MAX_STALE:
+        parser.error(f"--stale must be 1..{MAX_STALE}")
+    if args.orders < 1 or args.audit < 1 or min(args.repeats, args.sweeps, args.gets) < 1:
+        parser.error("sizes and repeat counts must be positive")
+    return args
+
+
+def _django_setup() -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tradeops.settings_test"
+    os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+    import django
+
+    django.setup()
+    # The sweep logs every recovered order at INFO: keep the cost, send the lines to a file.
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(RESULTS / "sweep.log", mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logger = logging.getLogger("recovery")
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.phases: dict[str, float] = {}
+
+    def step(self, name: str, work: Any) -> Any:
+        print(f"[{time.perf_counter() - self.started:7.1f}s] {name} ...", file=sys.stderr, flush=True)
+        began = time.perf_counter()
+        value = work()
+        self.phases[name] = round(time.perf_counter() - began, 2)
+        return value
+
+
+def _generate(progress: Progress, args: argparse.Namespace) -> int:
+    from bench import data
+
+    biggest = max(args.orders, min(args.audit, data.AUDIT_CHUNK), args.stale, data.PROJECTS * 2)
+    progress.step(f"numbers table 1..{biggest:,}", lambda: data.numbers_build(upto=biggest))
+    runs = progress.step("trade_runs", lambda: data.runs_insert(orders=args.orders, clock=CLOCK))
+    progress.step(
+        f"{args.orders:,} historical orders", lambda: data.history_insert(orders=args.orders, clock=CLOCK)
+    )
+    progress.step("recent orders (NEW, not stale)", lambda: data.recent_insert(runs=runs, clock=CLOCK))
+    progress.step(
+        f"{args.audit:,} audit rows",
+        lambda: data.audit_insert(total=args.audit, orders=args.orders, clock=CLOCK),
+    )
+    progress.step("settings, IB (mock), guard rows", lambda: data.settings_insert(clock=CLOCK))
+    progress.step("ANALYZE TABLE", data.tables_analyze)
+    return runs
+
+
+def _quiesce(progress: Progress) -> dict[str, Any]:
+    from bench.database import server_quiesce
+
+    return progress.step("wait for InnoDB to flush the load", server_quiesce)
+
+
+def _measure(progress: Progress, args: argparse.Namespace, runs: int) -> dict[str, Any]:
+    from bench.admin_pages import admin_pages_measure
+    from bench.idle import idle_sweep_measure
+    from bench.recovery_run import recovery_measure
+
+    return {
+        "idle": progress.step("(a) idle sweep", lambda: idle_sweep_measure(clock=CLOCK, runs=args.sweeps)),
+        "recovery": progress.step(
+            "(b) recovery",
+            lambda: recovery_measure(clock=CLOCK, stale=args.stale, runs=runs, repeats=args.repeats),
+        ),
+        "admin": progress.step("(c) admin pages", lambda: admin_pages_measure(gets=args.gets)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    _django_setup()
+    from django.test.utils import override_settings
+
+    from bench import data, database, summary
+
+    progress = Progress()
+    name = progress.step("create the bench database", database.bench_database_create)
+    try:
+        facts: dict[str, Any] = {
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "database": name,
+            "clock": CLOCK.isoformat(),
+            "arguments": {k: str(v) for k, v in vars(args).items()},
+            **database.server_facts(),
+            **database.git_facts(),
+            "load_average_start": database.load_average(),
+        }
+        runs = _generate(progress, args)
+        facts["rows_before"] = database.row_counts()
+        facts["quiesce"] = _quiesce(progress)
+        with tempfile.TemporaryDirectory() as bridge, override_settings(LEAN_BRIDGE_ROOT=Path(bridge)):
+            data.bridge_write(root=Path(bridge), clock=CLOCK)
+            measured = _measure(progress, args, runs)
+        facts["rows_after"] = database.row_counts()
+        facts["load_average_end"] = database.load_average()
+        facts["phase_seconds"] = progress.phases
+        rows = summary.rows_build(measured, sweeps=args.sweeps, repeats=args.repeats, gets=args.gets)
+        print(summary.header_text(facts))
+        print(summary.table_text(rows))
+        summary.report_write(args.json, rows=rows, facts=facts, details=measured)
+        print(f"\nJSON: {args.json}")
+        return 0 if all(row.passed is not False for row in rows) else 1
+    finally:
+        if not args.keep:
+            database.bench_database_drop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""The summary: one row per metric, ours beside its baseline from the same run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.idle import INDEX
+
+COLUMNS = ("metric", "ours", "baseline", "ratio", "target", "result")
+AUDIT_SPEEDUP = 10.0
+MAX_IDLE_QUERIES = 20  # "under 20"
+MAX_STATEMENTS_PER_ORDER = 6
+MAX_SLOWDOWN = 3.0
+
+
+@dataclass(frozen=True)
+class Row:
+    metric: str
+    ours: str
+    baseline: str
+    ratio: str
+    target: str
+    passed: bool | None  # None: reported beside its baseline, no target
+
+    @property
+    def result(self) -> str:
+        return {True: "PASS", False: "FAIL", None: "info"}[self.passed]
+
+
+def speed(*, ours: float, baseline: float) -> tuple[float, str]:
+    """How many times faster ours is (below 1: slower), and the words for it."""
+    factor = baseline / ours if ours > 0 else float("inf")
+    return factor, (f"{factor:.1f}x faster" if factor >= 1 else f"{1 / factor:.2f}x slower")
+
+
+def fewer(*, ours: float, baseline: float) -> str:
+    if ours == 0:
+        return "same" if baseline == 0 else f"0 vs {baseline:,.0f}"
+    factor = baseline / ours
+    if 0.98 <= factor <= 1.02:
+        return "same"
+    return f"{factor:,.1f}x fewer" if factor >= 1 else f"{1 / factor:.2f}x more"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f} ms"
+
+
+def _idle_rows(idle: dict[str, Any], *, sweeps: int) -> list[Row]:
+    plan, base = idle["plan"], idle["baseline_plan"]
+    _, words = speed(ours=idle["median_seconds"], baseline=idle["baseline_median_seconds"])
+    timing = idle["query_timing"]
+    _, query_words = speed(ours=timing["median_seconds"], baseline=timing["baseline_median_seconds"])
+    range_scan = plan["access_type"] == "range" and plan["key"] == INDEX
+    return [
+        Row(
+            "(a) idle sweep: queries",
+            str(idle["queries"]),
+            f"{idle['baseline_queries']} (index ignored)",
+            fewer(ours=idle["queries"], baseline=idle["baseline_queries"]),
+            f"< {MAX_IDLE_QUERIES}",
+            idle["queries"] < MAX_IDLE_QUERIES,
+        ),
+        Row(
+            "(a) idle sweep: queries, cron path (auto_recover: + schema check, lock, heartbeat)",
+            f"{idle['cron_path_queries']} ({' + '.join(str(n) for n in idle['cron_path_parts'].values())})",
+            "-",
+            "-",
+            f"< {MAX_IDLE_QUERIES}",
+            idle["cron_path_queries"] < MAX_IDLE_QUERIES,
+        ),
+        Row(
+            f"(a) idle sweep: wall time, median of {sweeps}",
+            ms(idle["median_seconds"]),
+            f"{ms(idle['baseline_median_seconds'])} (index ignored)",
+            words,
+            "-",
+            None,
+        ),
+        Row(
+            "(a) candidate query: access (ANALYZE FORMAT=JSON)",
+            f"{plan['access_type']} on {plan['key']}",
+            f"{base['access_type']} (IGNORE INDEX)",
+            "-",
+            "index range scan",
+            range_scan,
+        ),
+        Row(
+            "(a) candidate query: rows examined (r_rows)",
+            f"{plan['r_rows']:,.0f}",
+            f"{base['r_rows']:,.0f}",
+            fewer(ours=plan["r_rows"], baseline=base["r_rows"]),
+            "-",
+            None,
+        ),
+        Row(
+            "(a) candidate query: InnoDB pages accessed",
+            f"{plan['pages_accessed']:,}",
+            f"{base['pages_accessed']:,}",
+            fewer(ours=plan["pages_accessed"], baseline=base["pages_accessed"]),
+            "-",
+            None,
+        ),
+        Row(
+            "(a) candidate query: handler row reads",
+            f"{plan['handler_reads_total']:,}",
+            f"{base['handler_reads_total']:,}",
+            fewer(ours=plan["handler_reads_total"], baseline=base["handler_reads_total"]),
+            "-",
+            None,
+        ),
+        Row(
+            f"(a) candidate query: time, median of {sweeps}",
+            ms(timing["median_seconds"]),
+            ms(timing["baseline_median_seconds"]),
+            query_words,
+            "-",
+            None,
+        ),
+    ]
+
+
+def _recovery_rows(recovery: dict[str, Any], *, repeats: int) -> list[Row]:
+    ours, base, counted = recovery["ours"], recovery["baseline"], recovery["counted_run"]
+    stale = recovery["stale"]
+    recovered = counted["counts"]["replaced"] or 1
+    per_order = (counted["statements"] - counted["per_sweep_statements"]) / recovered
+    per_order_sql = [
+        n for k, n in counted["statement_kinds"].items() if k[0].islower() and "per sweep" not in k
+    ]
+    sql_per_order = sum(per_order_sql) / recovered  # BEGIN/COMMIT are upper case
+    slowdown = base["orders_per_second"] / ours["orders_per_second"]
+    server, base_server = ours["server_per_order"], base["server_per_order"]
+    base_statements = recovery["baseline_statements_per_order"]
+    return [
+        Row(
+            f"(b) recover {stale} stale MKT orders: orders/s, median of {repeats}",
+            f"{ours['orders_per_second']:,.0f}/s",
+            f"{base['orders_per_second']:,.0f}/s (raw MySQLdb)",
+            f"{slowdown:.2f}x slower" if slowdown >= 1 else f"{1 / slowdown:.2f}x faster",
+            f"within {MAX_SLOWDOWN:g}x",
+            slowdown <= MAX_SLOWDOWN,
+        ),
+        Row(
+            "(b) statements per recovered order (CaptureQueries: SQL + BEGIN/COMMIT)",
+            f"{per_order:.2f}",
+            f"{base_statements:.2f} (SQL + COMMIT)",
+            fewer(ours=per_order, baseline=base_statements),
+            f"<= {MAX_STATEMENTS_PER_ORDER}",
+            per_order <= MAX_STATEMENTS_PER_ORDER,
+        ),
+        Row(
+            "(b) SQL statements per recovered order (no BEGIN/COMMIT)",
+            f"{sql_per_order:.2f}",
+            f"{base_statements - 1:.2f}",  # raw_baseline commits once per order
+            fewer(ours=sql_per_order, baseline=base_statements - 1),
+            "-",
+            None,
+        ),
+        Row(
+            "(b) statements per recovered order, per-sweep ones included",
+            f"{counted['statements'] / recovered:.3f} ({counted['per_sweep_statements']} per sweep)",
+            "-",
+            "-",
+            "-",
+            None,
+        ),
+        Row(
+            "(b) client CPU per recovered order (process_time, median)",
+            f"{ours['client_cpu_ms_per_order']:.2f} ms",
+            f"{base['client_cpu_ms_per_order']:.2f} ms",
+            fewer(ours=ours["client_cpu_ms_per_order"], baseline=base["client_cpu_ms_per_order"]),
+            "-",
+            None,
+        ),
+        Row(
+            "(b) server round trips per order (Questions, incl. COMMIT, SET autocommit)",
+            f"{server['Questions']:.2f}",
+            f"{base_server['Questions']:.2f}",
+            fewer(ours=server["Questions"], baseline=base_server["Questions"]),
+            "-",
+            None,
+        ),
+        Row(
+            "(b) commits per recovered order (Com_commit)",
+            f"{server['Com_commit']:.2f}",
+            f"{base_server['Com_commit']:.2f}",
+            fewer(ours=server["Com_commit"], baseline=base_server["Com_commit"]),
+            "-",
+            None,
+        ),
+    ]
+
+
+def _admin_rows(admin: dict[str, Any], *, gets: int) -> list[Row]:
+    rows = []
+    for name, page in admin.items():
+        median = page["median_seconds"]
+        if median["ours"] is None:
+            continue
+        factor, words = speed(ours=median["ours"], baseline=median["stock"])
+        audit = name.startswith("audit")
+        rows.append(
+            Row(
+                f"(c) admin {name}: time, median of {gets} GETs",
+                ms(median["ours"]),
+                f"{ms(median['stock'])} (stock)",
+                words,
+                f">= {AUDIT_SPEEDUP:g}x faster" if audit else "-",
+                factor >= AUDIT_SPEEDUP if audit else None,
+            )
+        )
+    for changelist in ("orders", "audit"):
+        pages = {n: p for n, p in admin.items() if n.startswith(changelist)}
+        ours = [p["queries"]["ours"] for p in pages.values()]
+        stock = [p["queries"]["stock"] for p in pages.values()]
+        rows.append(
+            Row(
+                f"(c) admin {changelist}: queries per page (p1 / p2 / filtered)",
+                " / ".join(map(str, ours)),
+                " / ".join(map(str, stock)) + " (stock)",
+                "-",
+                "constant",
+                len(set(ours)) == 1,
+            )
+        )
+    return rows
+
+
+def rows_build(measured: dict[str, Any], *, sweeps: int, repeats: int, gets: int) -> list[Row]:
+    return [
+        *_idle_rows(measured["idle"], sweeps=sweeps),
+        *_recovery_rows(measured["recovery"], repeats=repeats),
+        *_admin_rows(measured["admin"], gets=gets),
+    ]
+
+
+def header_text(facts: dict[str, Any]) -> str:
+    rows = facts["rows_before"]
+    return "\n".join(
+        [
+            "",
+            f"tradeops benchmark, {facts['date']} on {facts['hostname']} ({facts['cpu_model']}, "
+            f"{facts['cpu_count']} CPUs), MariaDB {facts['mariadb_version']} (buffer pool "
+            f"{facts['innodb_buffer_pool_size_mib']} MiB, innodb_flush_log_at_trx_commit="
+            f"{facts['innodb_flush_log_at_trx_commit']})",
+            f"rows: trade_orders {rows['trade_orders']:,}, audit_logs {rows['audit_logs']:,}, "
+            f"trade_runs {rows['trade_runs']:,}",
+            f"code: {facts['git_commit']} ({facts['git_changed_files']} files changed); load average "
+            f"at start {facts['load_average_start']}, at end {facts['load_average_end']}",
+            "",
+        ]
+    )
+
+
+def table_text(rows: list[Row]) -> str:
+    cells = [COLUMNS] + [(r.metric, r.ours, r.baseline, r.ratio, r.target, r.result) for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def report_write(path: Path, *, rows: list[Row], facts: dict[str, Any], details: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        **facts,
+        "summary": [{**asdict(row), "result": row.result} for row in rows],
+        "all_targets_met": all(row.passed is not False for row in rows),
+        "details": details,
+    }
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
