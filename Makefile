@@ -9,7 +9,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 # The MariaDB the suite uses; Django creates and drops test_<name> on it.
 TEST_MYSQL_URL ?= mysql://root@127.0.0.1:3306/tradeops
 
-.PHONY: demo admin test test-sqlite test-mysql lint venv venv-mysql clean
+.PHONY: demo admin bench test test-sqlite test-mysql lint venv venv-mysql clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test-sqlite: venv
 test-mysql: venv-mysql
 	@echo "=== tests on MariaDB ($(TEST_MYSQL_URL)) ==="
 	env -u TRADING_DATABASE_URL DATABASE_URL=$(TEST_MYSQL_URL) $(PY) -m pytest
+
+# On demand, not in CI: needs MariaDB; full sizes take about ten minutes.
+bench: venv-mysql
+	$(PY) -m bench.run
 
 lint: venv
 	$(VENV)/bin/ruff check .

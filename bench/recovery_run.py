@@ -85,17 +85,18 @@ TRANSACTION = ("BEGIN", "COMMIT", "ROLLBACK")  # Django logs these beside the SQ
 
 
 def _kind(sql: str) -> str:
-    head = sql.lstrip().upper()
+    # Table names may come quoted (the ORM) or bare (the sweep's plain-SQL writes).
+    head = sql.lstrip().upper().replace("`", "")
     if head in TRANSACTION:
         return head
     if head.startswith("SELECT") and "FOR UPDATE" in head:
         return "lock (SELECT ... FOR UPDATE SKIP LOCKED)"
-    if head.startswith("UPDATE `TRADE_ORDERS`"):
+    if head.startswith("UPDATE TRADE_ORDERS"):
         return "cancel (conditional UPDATE)"
-    if head.startswith("INSERT INTO `TRADE_ORDERS`"):
+    if head.startswith("INSERT INTO TRADE_ORDERS"):
         return "replacement (INSERT trade_orders)"
-    if head.startswith("INSERT INTO `AUDIT_LOGS`"):
-        return SWEEP_AUDIT_KIND if f"'{ACTION_SWEEP}'" in sql else "order audit rows (one INSERT)"
+    if head.startswith("INSERT INTO AUDIT_LOGS"):
+        return SWEEP_AUDIT_KIND if ACTION_SWEEP in sql else "order audit rows (one INSERT)"
     return "per sweep: " + head.split(" WHERE ")[0][:60]
 
 

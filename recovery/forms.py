@@ -2,7 +2,7 @@
 
 Every key is checked with config.VALIDATORS, the same rules the sweep applies, so the
 form never accepts a value the sweep would throw away. The form edits no model field
-itself: the write is settings_services.auto_recovery_settings_update.
+itself: the write is services.settings.auto_recovery_settings_update.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from recovery.audit import admin_actor
 from recovery.config import KNOWN_KEYS, WHOLE_COLUMN, config_parse
 from recovery.forms import AutoRecoverySettingsForm, auto_recovery_digest
 from recovery.models import TradeSettings
-from recovery.settings_services import auto_recovery_settings_update
+from recovery.services.settings import auto_recovery_settings_update
 
 TYPED_FIELDS = (
     "enabled",

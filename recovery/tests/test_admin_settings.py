@@ -26,7 +26,7 @@ from recovery.forms import (
 )
 from recovery.models import AuditLog, TradeSettings
 from recovery.routers import trading_alias
-from recovery.settings_services import auto_recovery_settings_update
+from recovery.services.settings import auto_recovery_settings_update
 from recovery.tests import factories
 
 TYPED_KEYS = (

@@ -64,14 +64,14 @@ print(json.dumps({
 }))
 """
 
-# The admin's settings page save (settings_services): lock the row, update it, audit it.
+# The admin's settings page save (services.settings): lock the row, update it, audit it.
 ADMIN_SETTINGS_SAVE = """
 import json, sys
 import django
 django.setup()
 from django.utils import timezone
 from recovery.models import TradeSettings
-from recovery.settings_services import auto_recovery_settings_update
+from recovery.services.settings import auto_recovery_settings_update
 row = TradeSettings.objects.order_by("-id").first()
 after = auto_recovery_settings_update(
     row=row, values=json.loads(sys.argv[2]), actor=sys.argv[1], now=timezone.now()

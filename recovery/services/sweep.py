@@ -1,37 +1,25 @@
-"""Writes: the sweep, one order's recovery, and the sweep's audit row.
+"""The sweep: select, decide, breaker, then one transaction per order; the sweep's audit row.
 
-Each order is its own transaction: lock it (skipping one another sweep holds),
-re-check it, cancel it conditionally, insert its replacement, write the audit rows.
-Either all of that commits or none of it does (design.md, "Writing it down").
+Each order is its own transaction (services.order): lock it (skipping one another
+sweep holds), re-check it, cancel it conditionally, insert its replacement, write the
+audit rows. One bad order is recorded and the loop goes on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, transaction
 
 from recovery import selectors
 from recovery.audit import (
-    ACTION_CANCEL,
-    ACTION_REPLACE,
     ACTION_SWEEP,
-    RESOURCE_ORDER,
     RESOURCE_SWEEP,
     AuditEntry,
     audit_entries_write,
-)
-from recovery.chain import (
-    cancelled_params,
-    chain_root,
-    replacement_client_order_id,
-    replacement_params,
 )
 from recovery.config import WHOLE_COLUMN, AutoRecoveryConfig
 from recovery.decisions import (
@@ -45,16 +33,14 @@ from recovery.decisions import (
     decide,
 )
 from recovery.locks import sweep_lock
-from recovery.models import TradeOrder
 from recovery.results import LeftAlone, OrderOutcome, SweepResult
 from recovery.routers import trading_alias
+from recovery.services.order import order_recover
 
 logger = logging.getLogger("recovery.sweep")
 
 MSG_NAIVE_NOW = "now must be an aware datetime"
 MSG_BAD_LIMIT = "limit must be a positive whole number"
-MSG_CHANGED = "the order changed or another sweep holds it since it was read"
-MSG_REDECIDED = "the order changed since it was read; under lock it would now be: {action} ({reason})"
 
 
 def sweep_run(
@@ -172,151 +158,6 @@ def _order_settle(
             reason=Reason.WRITE_FAILED,
             detail=text,
         )
-
-
-def order_recover(
-    snapshot: OrderSnapshot,
-    decision: Decision,
-    *,
-    gates: GateState,
-    config: AutoRecoveryConfig,
-    runs: dict[int, tuple[int, str]],
-    result: SweepResult,
-) -> OrderOutcome:
-    """Cancel (and maybe replace) one order. Call inside transaction.atomic()."""
-    now, sweep_id = result.now, result.sweep_id
-    locked = selectors.order_locked_get(order_id=snapshot.id)
-    if locked is None:
-        return _skipped(snapshot, decision, MSG_CHANGED)
-    fresh = selectors.order_snapshot(locked, runs=runs)
-    if candidate_problem(fresh, settings=config, now=now) is not None:
-        return _skipped(snapshot, decision, MSG_CHANGED)
-    again = decide(fresh, gates=gates, settings=config, now=now)
-    if (again.action, again.reason) != (decision.action, decision.reason):
-        return _skipped(snapshot, decision, MSG_REDECIDED.format(action=again.action, reason=again.reason))
-    action = "replace" if decision.replaces else "cancel"
-    params = cancelled_params(
-        original_params=locked.params, action=action, reason=str(decision.reason), now=now, sweep_id=sweep_id
-    )
-    cancelled = order_cancel_conditional(order_id=snapshot.id, params=params, now=now)
-    if not cancelled:
-        return _skipped(snapshot, decision, MSG_CHANGED)
-    replacement = (
-        _replacement_create(locked, attempt=fresh_attempt(decision), now=now, sweep_id=sweep_id)
-        if decision.replaces
-        else None
-    )
-    outcome = OrderOutcome.of(
-        snapshot.id,
-        snapshot.client_order_id,
-        decision,
-        replacement_id=replacement.id if replacement else None,
-        replacement_client_order_id=replacement.client_order_id if replacement else None,
-    )
-    audit_entries_write(_order_audit_entries(outcome, replacement, result), now=now)
-    return outcome
-
-
-# design.md's conditional cancel, spelled out: it flips NEW to CANCELED only while the
-# broker has not seen the order and nothing filled. Plain SQL (the same on MySQL and
-# SQLite) because it is the statement every guarantee rests on, and it runs once per order.
-CANCEL_SQL = (
-    "UPDATE trade_orders SET status = 'CANCELED', params = %s, updated_at = %s "
-    "WHERE id = %s AND status = 'NEW' AND ib_order_id IS NULL AND ib_perm_id IS NULL "
-    "AND COALESCE(filled_quantity, 0) = 0"
-)
-
-
-def order_cancel_conditional(*, order_id: int, params: dict[str, Any], now: dt.datetime) -> bool:
-    """Cancel the order if it is still NEW, unacknowledged and unfilled; False if it was not."""
-    connection = connections[trading_alias()]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            CANCEL_SQL, [json.dumps(params), connection.ops.adapt_datetimefield_value(now), order_id]
-        )
-        return cursor.rowcount == 1
-
-
-def fresh_attempt(decision: Decision) -> int:
-    """The replacement's place in the chain: one past the replacements already made."""
-    return decision.attempt + 1
-
-
-@dataclass(frozen=True)
-class Replacement:
-    id: int
-    client_order_id: str
-    chain: dict[str, Any]  # its params["auto_recovery"]
-
-
-REPLACEMENT_SQL = (
-    "INSERT INTO trade_orders (run_id, client_order_id, symbol, side, quantity, order_type, "
-    "limit_price, status, filled_quantity, params, created_at, updated_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, 'NEW', 0, %s, %s, %s)"
-)
-
-
-def _replacement_create(
-    original: TradeOrder, *, attempt: int, now: dt.datetime, sweep_id: str
-) -> Replacement:
-    """Insert the new NEW order; a clash on the unique client_order_id rolls the order back."""
-    params = original.params if isinstance(original.params, dict) else {}
-    _, root_client = chain_root(order_id=original.pk, client_order_id=original.client_order_id, params=params)
-    client_order_id = replacement_client_order_id(root_client_order_id=root_client, attempt=attempt)
-    new_params = replacement_params(
-        original_params=original.params,
-        origin_order_id=original.pk,
-        origin_client_order_id=original.client_order_id,
-        attempt=attempt,
-        now=now,
-        sweep_id=sweep_id,
-    )
-    connection = connections[trading_alias()]
-    stamp = connection.ops.adapt_datetimefield_value(now)
-    row = [
-        original.run_id, client_order_id, original.symbol, original.side, original.quantity,
-        original.order_type, original.limit_price, json.dumps(new_params, allow_nan=False), stamp, stamp,
-    ]  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.execute(REPLACEMENT_SQL, row)
-        return Replacement(cursor.lastrowid, client_order_id, new_params["auto_recovery"])
-
-
-def _order_audit_entries(
-    outcome: OrderOutcome, replacement: Replacement | None, result: SweepResult
-) -> list[AuditEntry]:
-    detail = {"sweep_id": result.sweep_id, **outcome.as_dict()}
-    entries = [AuditEntry(result.actor, ACTION_CANCEL, RESOURCE_ORDER, outcome.id, detail)]
-    if replacement is not None:
-        entries.append(
-            AuditEntry(
-                result.actor,
-                ACTION_REPLACE,
-                RESOURCE_ORDER,
-                replacement.id,  # the backend's own replace rows point at the new order
-                {
-                    "sweep_id": result.sweep_id,
-                    "origin_order_id": outcome.id,
-                    "origin_client_order_id": outcome.client_order_id,
-                    "client_order_id": replacement.client_order_id,
-                    "attempt": replacement.chain["attempts"],
-                    "root_order_id": replacement.chain["root_order_id"],
-                    "root_client_order_id": replacement.chain["root_client_order_id"],
-                },
-            )
-        )
-    return entries
-
-
-def _skipped(snapshot: OrderSnapshot, decision: Decision, detail: str) -> OrderOutcome:
-    return OrderOutcome.of(
-        snapshot.id,
-        snapshot.client_order_id,
-        decision,
-        decision=Action.SKIP,
-        reason=Reason.CHANGED_CONCURRENTLY,
-        detail=detail,
-    )
 
 
 def _sweep_audit_write(result: SweepResult) -> None:
