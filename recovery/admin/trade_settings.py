@@ -12,21 +12,13 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from recovery.audit import admin_actor
-from recovery.config import KNOWN_KEYS, WHOLE_COLUMN, config_parse
+from recovery.config import KNOWN_KEYS, VALIDATORS, WHOLE_COLUMN, config_parse
 from recovery.forms import AutoRecoverySettingsForm, auto_recovery_digest
 from recovery.models import TradeSettings
 from recovery.services.settings import auto_recovery_settings_update
 
-TYPED_FIELDS = (
-    "enabled",
-    "new_timeout_seconds",
-    "max_auto_retries",
-    "max_price_deviation_pct",
-    "allow_replace_outside_rth",
-    "max_replacements_per_sweep",
-    "blackout_windows",
-    "digest",
-)
+# The settings table's keys in its order (config.VALIDATORS), then the form's digest.
+TYPED_FIELDS = (*VALIDATORS, "digest")
 MSG_NOT_OBJECT = (
     "The stored auto_recovery is not a JSON object ({kind}), so the sweep uses the defaults. "
     "The fields below show the defaults; saving writes a fresh object from them, replacing "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,24 +49,27 @@ MSG_CHANGED = "the order changed or another sweep holds it since it was read"
 MSG_REDECIDED = "the order changed since it was read; under lock it would now be: {action} ({reason})"
 
 
-def order_recover(
-    snapshot: OrderSnapshot,
-    decision: Decision,
-    *,
-    gates: GateState,
-    config: AutoRecoveryConfig,
-    runs: dict[int, tuple[int, str]],
-    result: SweepResult,
-) -> OrderOutcome:
+@dataclass(frozen=True)
+class SweepContext:
+    """What every order of one sweep is decided and written with."""
+
+    gates: GateState
+    config: AutoRecoveryConfig
+    runs: Mapping[int, tuple[int, str]]  # run_id -> (project_id, mode)
+    result: SweepResult  # the sweep's id, clock and actor; outcomes are added by the caller
+
+
+def order_recover(snapshot: OrderSnapshot, decision: Decision, *, context: SweepContext) -> OrderOutcome:
     """Cancel (and maybe replace) one order. Call inside transaction.atomic()."""
+    config, result = context.config, context.result
     now, sweep_id = result.now, result.sweep_id
     locked = selectors.order_locked_get(order_id=snapshot.id)
     if locked is None:
         return _skipped(snapshot, decision, MSG_CHANGED)
-    fresh = selectors.order_snapshot(locked, runs=runs)
+    fresh = selectors.order_snapshot(locked, runs=context.runs)
     if candidate_problem(fresh, settings=config, now=now) is not None:
         return _skipped(snapshot, decision, MSG_CHANGED)
-    again = decide(fresh, gates=gates, settings=config, now=now)
+    again = decide(fresh, gates=context.gates, settings=config, now=now)
     if (again.action, again.reason) != (decision.action, decision.reason):
         return _skipped(snapshot, decision, MSG_REDECIDED.format(action=again.action, reason=again.reason))
     action = "replace" if decision.replaces else "cancel"

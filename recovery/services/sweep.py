@@ -25,7 +25,6 @@ from recovery.config import WHOLE_COLUMN, AutoRecoveryConfig
 from recovery.decisions import (
     Action,
     Decision,
-    GateState,
     NotCandidate,
     OrderSnapshot,
     Reason,
@@ -35,7 +34,7 @@ from recovery.decisions import (
 from recovery.locks import sweep_lock
 from recovery.results import LeftAlone, OrderOutcome, SweepResult
 from recovery.routers import trading_alias
-from recovery.services.order import order_recover
+from recovery.services.order import SweepContext, order_recover
 
 logger = logging.getLogger("recovery.sweep")
 
@@ -94,10 +93,9 @@ def sweep_run(
     if dry_run:
         result.orders = [OrderOutcome.of(s.id, s.client_order_id, d) for s, d in decided]
         return result
+    context = SweepContext(gates=gates.state, config=config, runs=runs, result=result)
     for snapshot, decision in decided:
-        outcome = _order_settle(
-            snapshot, decision, gates=gates.state, config=config, runs=runs, result=result
-        )
+        outcome = _order_settle(snapshot, decision, context=context)
         _log_outcome(result.sweep_id, outcome)
         result.orders.append(outcome)
     if result.cancelled or result.failed:
@@ -132,20 +130,12 @@ def _circuit_open(result: SweepResult, decided: list[tuple[OrderSnapshot, Decisi
     return result
 
 
-def _order_settle(
-    snapshot: OrderSnapshot,
-    decision: Decision,
-    *,
-    gates: GateState,
-    config: AutoRecoveryConfig,
-    runs: dict[int, tuple[int, str]],
-    result: SweepResult,
-) -> OrderOutcome:
+def _order_settle(snapshot: OrderSnapshot, decision: Decision, *, context: SweepContext) -> OrderOutcome:
     if not decision.cancels:
         return OrderOutcome.of(snapshot.id, snapshot.client_order_id, decision)
     try:
         with transaction.atomic(using=trading_alias()):
-            return order_recover(snapshot, decision, gates=gates, config=config, runs=runs, result=result)
+            return order_recover(snapshot, decision, context=context)
     except DatabaseError as exc:
         # Expected for one order (unique clash, deadlock, lost connection): the
         # transaction rolled back, the order stays NEW, the sweep goes on.
