@@ -15,6 +15,7 @@ from django.core import checks
 from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from recovery.exceptions import SchemaNotReady, error_line
 from recovery.routers import is_trading_model, trading_alias
 
 AUTO_RECOVERY_PATCH = "deploy/mysql/patches/20260203_trade_settings_auto_recovery.sql"
@@ -89,7 +90,7 @@ def trading_schema_problems(connection: BaseDatabaseWrapper) -> list[checks.Chec
     try:
         columns, indexed = _schema_read(connection, [m._meta.db_table for m in models])
     except DatabaseError as exc:
-        error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        error = error_line(exc)
         return [
             checks.Error(
                 MSG_UNREACHABLE.format(alias=alias, error=error),
@@ -139,8 +140,6 @@ def trading_schema_check(
 
 def trading_schema_assert(*, using: str) -> list[checks.CheckMessage]:
     """Raise SchemaNotReady (one line, with the fix) on errors; return the warnings."""
-    from recovery.exceptions import SchemaNotReady
-
     problems = trading_schema_problems(connections[using])
     errors = [p for p in problems if p.is_serious()]
     if errors:

@@ -27,3 +27,9 @@ class SweepLockHeld(TradeOpsError):
 
     The command reports it and exits 0: the other run does the work.
     """
+
+
+def error_line(exc: BaseException) -> str:
+    """An exception as one line for cron mail and messages: its first line, or its type."""
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -9,6 +9,7 @@ from typing import Any
 from django.db import DatabaseError
 
 from recovery.audit import ACTOR_COMMAND
+from recovery.exceptions import error_line
 from recovery.models import SweepRun
 
 EXIT_OK, EXIT_BAD, EXIT_UNKNOWN = 0, 1, 2
@@ -42,7 +43,7 @@ def health_get(*, now: dt.datetime, max_age_seconds: int, actor: str = ACTOR_COM
             .first()
         )
     except DatabaseError as exc:
-        error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        error = error_line(exc)
         return Health("unknown", EXIT_UNKNOWN, MSG_UNREADABLE.format(error=error))
     if last is None:
         return Health("unknown", EXIT_UNKNOWN, MSG_NONE)

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from recovery.checks import trading_schema_assert
-from recovery.exceptions import SchemaNotReady, SweepLockHeld
+from recovery.exceptions import SchemaNotReady, SweepLockHeld, error_line
 from recovery.models import SweepRun
 from recovery.results import SweepResult
 from recovery.routers import trading_alias
@@ -57,19 +57,19 @@ def sweep_run_recorded(
         outcome = _outcome_of(result)
     except SweepLockHeld as exc:
         outcome, message = Outcome.LOCK_HELD, MSG_LOCK_HELD.format(name=exc)
-    except SchemaNotReady as exc:
-        outcome, message = Outcome.COULD_NOT_RUN, MSG_COULD_NOT_RUN.format(reason=exc)
-    except DatabaseError as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        outcome, message = (
-            Outcome.COULD_NOT_RUN,
-            MSG_COULD_NOT_RUN.format(reason=f"database error: {first_line}"),
-        )
+    except (SchemaNotReady, DatabaseError) as exc:
+        outcome, message = Outcome.COULD_NOT_RUN, could_not_run_message(exc)
     duration = time.monotonic() - started
     heartbeat = _heartbeat_write(
         now=now, duration=duration, actor=actor, outcome=outcome, result=result, message=message
     )
     return RunReport(outcome=outcome, result=result, message=message, heartbeat=heartbeat)
+
+
+def could_not_run_message(exc: SchemaNotReady | DatabaseError) -> str:
+    """The one line a run that never got to the orders reports (command exit 2, heartbeat)."""
+    reason = str(exc) if isinstance(exc, SchemaNotReady) else f"database error: {error_line(exc)}"
+    return MSG_COULD_NOT_RUN.format(reason=reason)
 
 
 def _outcome_of(result: SweepResult) -> Outcome:
@@ -111,8 +111,7 @@ def _heartbeat_write(
         # auto_recover_health reports. When the run could not reach its database
         # either, the command's own one-line error already says why.
         level = logging.DEBUG if outcome is Outcome.COULD_NOT_RUN else logging.ERROR
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        logger.log(level, "could not record the heartbeat of a %s run: %s", outcome, first_line)
+        logger.log(level, "could not record the heartbeat of a %s run: %s", outcome, error_line(exc))
         return None
     return row
 
@@ -126,7 +125,6 @@ def heartbeat_prune(*, now: dt.datetime) -> int:
             return 0
         deleted, _ = SweepRun.objects.filter(id__in=old).delete()
     except DatabaseError as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        logger.error("could not prune the heartbeat table: %s", first_line)
+        logger.error("could not prune the heartbeat table: %s", error_line(exc))
         return 0
     return deleted

@@ -23,7 +23,7 @@ from recovery.metrics import metrics_write
 from recovery.reporting import sweep_lines
 from recovery.results import SweepResult
 from recovery.routers import trading_alias
-from recovery.runs import MSG_COULD_NOT_RUN, Outcome, RunReport, heartbeat_prune, sweep_run_recorded
+from recovery.runs import Outcome, RunReport, could_not_run_message, heartbeat_prune, sweep_run_recorded
 from recovery.services import sweep_run
 
 EXIT_CODES = {
@@ -92,11 +92,9 @@ class Command(BaseCommand):
         try:
             trading_schema_assert(using=trading_alias())
             return sweep_run(now=now, actor=ACTOR_COMMAND, dry_run=True, limit=limit)
-        except SchemaNotReady as exc:
-            raise CommandError(MSG_COULD_NOT_RUN.format(reason=exc), returncode=2) from None
-        except DatabaseError as exc:
-            reason = f"database error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-            raise CommandError(MSG_COULD_NOT_RUN.format(reason=reason), returncode=2) from None
+        except (SchemaNotReady, DatabaseError) as exc:
+            code = EXIT_CODES[Outcome.COULD_NOT_RUN]
+            raise CommandError(could_not_run_message(exc), returncode=code) from None
 
     def _show(self, result: SweepResult, *, as_json: bool, verbosity: int) -> None:
         if as_json:
