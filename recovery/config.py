@@ -178,8 +178,3 @@ def config_parse(raw: Any, *, row_exists: bool = True) -> tuple[AutoRecoveryConf
         else:
             warnings.append(SettingsWarning(key, _json_safe(raw[key]), why))
     return AutoRecoveryConfig(**values), warnings
-
-
-def config_errors(raw: Mapping[str, Any]) -> dict[str, str]:
-    """Key -> why, for every known key of `raw` that is invalid (the admin form uses it)."""
-    return {w.key: w.reason for w in config_parse(dict(raw))[1]}

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from recovery.config import AutoRecoveryConfig
+from recovery.gates.bridge import symbol_key
 from recovery.timestamps import iso_parse as parse_timestamp
 
 SIDES = frozenset({"BUY", "SELL"})
@@ -234,4 +235,4 @@ def _shown_pct(deviation: Decimal) -> float | None:
 def _quote_for(symbol: Any, quotes: Mapping[str, float] | None) -> float | None:
     if quotes is None or not isinstance(symbol, str):
         return None
-    return quotes.get(symbol.strip().upper())
+    return quotes.get(symbol_key(symbol))

@@ -84,12 +84,6 @@ def stale_order_list(
     return list(orders.order_by("created_at", "id")[:limit])
 
 
-def stale_order_count(*, now: dt.datetime, timeout_seconds: int, cap: int) -> int:
-    """How many candidates there are, counting at most `cap` (never a full scan)."""
-    ids = _candidates(now=now, timeout_seconds=timeout_seconds).values_list("id", flat=True)[:cap]
-    return len(ids)
-
-
 def order_locked_get(*, order_id: int) -> TradeOrder | None:
     """The order, locked FOR UPDATE, unless another sweep holds it (or it is gone).
 

@@ -46,7 +46,7 @@ class QuotesSnapshot:
     def price_for(self, symbol: str) -> float | None:
         if not self.available:
             return None
-        return self.prices.get(symbol.strip().upper())
+        return self.prices.get(symbol_key(symbol))
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,11 @@ def _age_problem(*, age: float, max_age_seconds: int) -> str | None:
     return None
 
 
+def symbol_key(symbol: str) -> str:
+    """How symbols compare: stripped and upper-case (the bridge writes ' msft' too)."""
+    return symbol.strip().upper()
+
+
 def _quote_parse(item: object) -> tuple[str, float | None] | None:
     """(SYMBOL, price or None) for a well-formed item; None for a malformed one."""
     if not isinstance(item, dict):
@@ -169,7 +174,7 @@ def _quote_parse(item: object) -> tuple[str, float | None] | None:
     if not isinstance(symbol, str) or not symbol.strip() or not isinstance(data, dict):
         return None
     prices = (_price_parse(data.get(key)) for key in PRICE_KEYS)
-    return symbol.strip().upper(), next((price for price in prices if price is not None), None)
+    return symbol_key(symbol), next((price for price in prices if price is not None), None)
 
 
 def _price_parse(value: object) -> float | None:

@@ -20,7 +20,6 @@ from recovery.config import (
     AutoRecoveryConfig,
     BlackoutWindow,
     SettingsWarning,
-    config_errors,
     config_parse,
 )
 
@@ -227,12 +226,6 @@ def test_each_invalid_key_is_reported_and_the_valid_ones_beside_it_still_apply()
     assert reasons["max_price_deviation_pct"] == WHY_RANGE.format(low=0, high=100)
     assert reasons["allow_replace_outside_rth"] == WHY_BOOL
     assert "'24:00' is not HH:MM" in reasons["blackout_windows"]
-
-
-def test_config_errors_names_each_invalid_known_key_only() -> None:
-    errors = config_errors({"new_timeout_seconds": 0, "enabled": "yes", "unfilled_timeout_seconds": -5})
-    assert errors == {"new_timeout_seconds": WHY_RANGE.format(low=1, high=86400), "enabled": WHY_BOOL}
-    assert config_errors({"new_timeout_seconds": 60, "max_auto_retries": 0}) == {}
 
 
 # --- a column that holds no JSON object ------------------------------------------------------

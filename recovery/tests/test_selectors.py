@@ -194,15 +194,6 @@ def test_order_ids_restrict_the_candidates() -> None:
     assert candidate_ids(order_ids=[other.pk, wanted.pk]) == [other.pk, wanted.pk]
 
 
-@pytest.mark.django_db
-def test_stale_order_count_counts_candidates_up_to_the_cap() -> None:
-    for i in range(4):
-        stale_order(age=100 + i)
-    stale_order(status="SUBMITTED")
-    assert selectors.stale_order_count(now=CLOCK, timeout_seconds=TIMEOUT, cap=10) == 4
-    assert selectors.stale_order_count(now=CLOCK, timeout_seconds=TIMEOUT, cap=3) == 3
-
-
 # --- order_locked_get ---------------------------------------------------------------
 
 
