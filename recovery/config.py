@@ -119,7 +119,8 @@ def _float_in(low: float, high: float) -> Callable[[Any], tuple[Any, str | None]
     return check
 
 
-def _window(item: Any) -> BlackoutWindow | str:
+def blackout_window_parse(item: Any) -> BlackoutWindow | str:
+    """One {"start": "HH:MM", "end": "HH:MM"} as a window, or why it is not one."""
     if not isinstance(item, Mapping):
         return "an item is not an object"
     parts = []
@@ -139,20 +140,27 @@ def _check_windows(value: Any) -> tuple[Any, str | None]:
         return None, WHY_WINDOWS.format(problem="not a list")
     windows = []
     for item in value:
-        window = _window(item)
+        window = blackout_window_parse(item)
         if isinstance(window, str):
             return None, WHY_WINDOWS.format(problem=window)
         windows.append(window)
     return tuple(windows), None
 
 
+# The numeric ranges of design.md's settings table; the admin form's min/max come from here.
+RANGES: dict[str, tuple[int, int]] = {
+    "new_timeout_seconds": (1, 86400),
+    "max_auto_retries": (0, 10),
+    "max_price_deviation_pct": (0, 100),
+    "max_replacements_per_sweep": (1, 1000),
+}
 VALIDATORS: dict[str, Callable[[Any], tuple[Any, str | None]]] = {
     "enabled": _check_bool,
-    "new_timeout_seconds": _int_in(1, 86400),
-    "max_auto_retries": _int_in(0, 10),
-    "max_price_deviation_pct": _float_in(0, 100),
+    "new_timeout_seconds": _int_in(*RANGES["new_timeout_seconds"]),
+    "max_auto_retries": _int_in(*RANGES["max_auto_retries"]),
+    "max_price_deviation_pct": _float_in(*RANGES["max_price_deviation_pct"]),
     "allow_replace_outside_rth": _check_bool,
-    "max_replacements_per_sweep": _int_in(1, 1000),
+    "max_replacements_per_sweep": _int_in(*RANGES["max_replacements_per_sweep"]),
     "blackout_windows": _check_windows,
 }
 KNOWN_KEYS = frozenset(f.name for f in fields(AutoRecoveryConfig))

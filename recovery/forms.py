@@ -15,7 +15,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from recovery.config import VALIDATORS, BlackoutWindow, _window, config_parse
+from recovery.config import RANGES, VALIDATORS, BlackoutWindow, blackout_window_parse, config_parse
 from recovery.models import TradeSettings
 from recovery.routers import trading_alias
 
@@ -34,16 +34,9 @@ MSG_BLACKOUT_FORMAT = (
 )
 MSG_BLACKOUT_WINDOW = 'Window "{item}": {problem}.'
 
+
 # The widgets' min/max. config.VALIDATORS enforce the same ranges on the server (they do
 # not expose them); test_admin_settings checks that both agree.
-RANGES: dict[str, tuple[int, int]] = {
-    "new_timeout_seconds": (1, 86400),
-    "max_auto_retries": (0, 10),
-    "max_price_deviation_pct": (0, 100),
-    "max_replacements_per_sweep": (1, 1000),
-}
-
-
 def auto_recovery_digest(value: Any) -> str:
     """sha256 of the canonical JSON of a stored auto_recovery value, as Django hands it back.
 
@@ -67,7 +60,7 @@ def blackout_windows_parse(text: str) -> list[dict[str, str]]:
         bounds = [bound.strip() for bound in item.split("-")]
         if len(bounds) != 2:
             raise ValidationError(MSG_BLACKOUT_FORMAT.format(item=item), code="format")
-        window = _window({"start": bounds[0], "end": bounds[1]})
+        window = blackout_window_parse({"start": bounds[0], "end": bounds[1]})
         if isinstance(window, str):
             raise ValidationError(MSG_BLACKOUT_WINDOW.format(item=item, problem=window), code="window")
         windows.append(window.as_dict())
