@@ -18,9 +18,12 @@ def _object(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
-def chain_root(*, order_id: int, client_order_id: str, params: Mapping[str, Any]) -> tuple[int, str]:
-    """(root_order_id, root_client_order_id): the original of the whole chain."""
-    recovery = _object(params.get("auto_recovery"))
+def chain_root(*, order_id: int, client_order_id: str, params: Any) -> tuple[int, str]:
+    """(root_order_id, root_client_order_id): the original of the whole chain.
+
+    `params` as the column holds it: anything but an object counts as {}.
+    """
+    recovery = _object(_object(params).get("auto_recovery"))
     root_id, root_client = recovery.get("root_order_id"), recovery.get("root_client_order_id")
     if type(root_id) is int and isinstance(root_client, str) and root_client:
         return root_id, root_client
@@ -48,7 +51,7 @@ def replacement_params(
         if key not in EXECUTION_KEYS and not key.startswith(EXECUTION_PREFIXES)
     }
     root_id, root_client = chain_root(
-        order_id=origin_order_id, client_order_id=origin_client_order_id, params=_object(original_params)
+        order_id=origin_order_id, client_order_id=origin_client_order_id, params=original_params
     )
     params["auto_recovery"] = {
         "attempts": attempt,

@@ -215,9 +215,8 @@ class TradeOrderAdmin(ReadOnlyLargeTableAdmin):
 
     @admin.display(description="audit trail")
     def audit_trail(self, order: TradeOrder) -> str:
-        params = order.params if isinstance(order.params, dict) else {}
         root_id, root_client = chain_root(
-            order_id=order.pk, client_order_id=order.client_order_id, params=params
+            order_id=order.pk, client_order_id=order.client_order_id, params=order.params
         )
         candidates = [root_client] + [
             replacement_client_order_id(root_client_order_id=root_client, attempt=a) for a in range(1, 11)

@@ -25,7 +25,6 @@ from recovery.audit import (
 )
 from recovery.chain import (
     cancelled_params,
-    chain_root,
     replacement_client_order_id,
     replacement_params,
 )
@@ -138,9 +137,6 @@ def _replacement_create(
     original: TradeOrder, *, attempt: int, now: dt.datetime, sweep_id: str
 ) -> Replacement:
     """Insert the new NEW order; a clash on the unique client_order_id rolls the order back."""
-    params = original.params if isinstance(original.params, dict) else {}
-    _, root_client = chain_root(order_id=original.pk, client_order_id=original.client_order_id, params=params)
-    client_order_id = replacement_client_order_id(root_client_order_id=root_client, attempt=attempt)
     new_params = replacement_params(
         original_params=original.params,
         origin_order_id=original.pk,
@@ -149,6 +145,9 @@ def _replacement_create(
         now=now,
         sweep_id=sweep_id,
     )
+    # The chain's root is in the new params already; no second walk of the original's.
+    root_client = new_params["auto_recovery"]["root_client_order_id"]
+    client_order_id = replacement_client_order_id(root_client_order_id=root_client, attempt=attempt)
     connection = connections[trading_alias()]
     stamp = connection.ops.adapt_datetimefield_value(now)
     row = [
