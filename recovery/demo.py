@@ -32,7 +32,14 @@ from recovery.timestamps import iso_utc
 
 DEMO_DIR = FIXTURES_DIR / "demo"
 DEMO_ACTOR = "demo"
-TABLE_REASONS = frozenset(Reason) - {Reason.CHANGED_CONCURRENTLY, Reason.WRITE_FAILED}
+TABLE_REASONS = frozenset(Reason) - {
+    Reason.CHANGED_CONCURRENTLY,
+    Reason.WRITE_FAILED,
+    # Broker evidence is gathered per order; the demo bridge folder shows it (issue 9).
+    Reason.SEEN_BY_BROKER,
+    Reason.BROKER_EVIDENCE_UNREADABLE,
+    Reason.BROKER_EVIDENCE_UNAVAILABLE,
+}
 MSG_NOT_SQLITE = "the demo runs only on SQLite (database {alias!r} is {vendor}); unset DATABASE_URL"
 
 

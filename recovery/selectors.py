@@ -53,8 +53,12 @@ def settings_in_force_get() -> SettingsInForce:
     return SettingsInForce(config=config, warnings=warnings, row_id=row.pk if row else None)
 
 
-def _candidates(*, now: dt.datetime, timeout_seconds: int) -> QuerySet[TradeOrder]:
-    """design.md's candidate filter; the (status, created_at) index serves it."""
+def stale_candidates(*, now: dt.datetime, timeout_seconds: int) -> QuerySet[TradeOrder]:
+    """The one definition of a stale order: the sweep's candidates, before any gate.
+
+    The (status, created_at) index serves it. The sweep, the admin's filter, its preview
+    and the status page all start from this queryset so their numbers agree.
+    """
     return (
         TradeOrder.objects.filter(
             status="NEW",
@@ -78,7 +82,7 @@ def stale_order_list(
     order_ids: Sequence[int] | None = None,
 ) -> list[TradeOrder]:
     """Candidates, oldest first, at most `limit` (only among `order_ids` when given)."""
-    orders = _candidates(now=now, timeout_seconds=timeout_seconds)
+    orders = stale_candidates(now=now, timeout_seconds=timeout_seconds)
     if order_ids is not None:
         orders = orders.filter(pk__in=list(order_ids))
     return list(orders.order_by("created_at", "id")[:limit])
