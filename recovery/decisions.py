@@ -16,7 +16,7 @@ from typing import Any
 
 from recovery.config import AutoRecoveryConfig
 from recovery.gates.bridge import symbol_key
-from recovery.timestamps import iso_parse as parse_timestamp
+from recovery.gates.evidence import OrderEvidence, submit_command_get
 
 SIDES = frozenset({"BUY", "SELL"})
 ORDER_TYPES = frozenset({"MKT", "LMT", "ADAPTIVE_LMT", "PEG_MID"})
@@ -82,18 +82,26 @@ class OrderSnapshot:
     updated_at: datetime | None
     project_id: int | None = None
     mode: str = "paper"
+    run_id: int | None = None
 
 
 @dataclass(frozen=True)
 class GateState:
-    """Outside facts, gathered once per sweep before any order is decided."""
+    """Outside facts, gathered once per sweep before any order is decided.
+
+    `evidence` holds what the broker's own files say about each candidate, by order id
+    (gates.evidence); an order missing from it was not looked up and is left alone.
+    `bridge_problem` says why the bridge root could not be read at all (then nothing is
+    changed), None when it could.
+    """
 
     ib_reachable: bool
     market_open: bool
+    bridge_problem: str | None
+    evidence: Mapping[int, OrderEvidence]
     in_blackout: bool = False
     halted: frozenset[tuple[int, str]] = frozenset()
     quotes: Mapping[str, float] | None = None  # None: no fresh quotes file
-    open_tags: frozenset[str] | None = None  # None: no fresh open_orders file
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,7 @@ class Decision:
     quote: float | None = None
     deviation_pct: float | None = None
     detail: str | None = None
+    evidence: Mapping[str, Any] | None = None  # the broker evidence behind a skip
 
     @property
     def cancels(self) -> bool:
@@ -146,10 +155,17 @@ def chain_attempts(params: Mapping[str, Any]) -> int | None:
 
 
 def submit_in_flight(order: OrderSnapshot, *, timeout_seconds: int, now: datetime) -> bool:
-    command = order.params.get("submit_command")
-    if not isinstance(command, Mapping) or command.get("pending") is not True:
+    """Rule 5: a pending submit command the bridge may still execute.
+
+    The bridge executes a command until its expires_at (the backend writes 120 s), whatever
+    the timeout says; without one, requested_at (else the row's updated_at) plus the timeout.
+    """
+    command = submit_command_get(order.params)
+    if command is None or not command.pending:
         return False
-    requested = parse_timestamp(command.get("requested_at")) or order.updated_at or order.created_at
+    if command.expires_at is not None:
+        return now < command.expires_at
+    requested = command.requested_at or order.updated_at or order.created_at
     return (now - requested).total_seconds() < timeout_seconds
 
 
@@ -177,6 +193,19 @@ def candidate_problem(
     return None
 
 
+def sweep_wide_skip(*, gates: GateState, settings: AutoRecoveryConfig) -> tuple[Reason, str | None] | None:
+    """Rules 1, 1b, 2 and the bridge root: the ones that stop every order of a sweep alike."""
+    if not settings.enabled:
+        return Reason.DISABLED, None
+    if gates.in_blackout:
+        return Reason.BLACKOUT, None
+    if not gates.ib_reachable:
+        return Reason.IB_UNREACHABLE, None
+    if gates.bridge_problem is not None:
+        return Reason.BROKER_EVIDENCE_UNAVAILABLE, gates.bridge_problem
+    return None
+
+
 def decide(
     order: OrderSnapshot, *, gates: GateState, settings: AutoRecoveryConfig, now: datetime
 ) -> Decision:
@@ -191,18 +220,18 @@ def decide(
     def cancel(reason: Reason, detail: str | None = None, **extra: Any) -> Decision:
         return Decision(Action.CANCEL, reason, detail=detail, **base, **extra)
 
-    if not settings.enabled:
-        return skip(Reason.DISABLED)
-    if gates.in_blackout:
-        return skip(Reason.BLACKOUT)
-    if not gates.ib_reachable:
-        return skip(Reason.IB_UNREACHABLE)
+    wide = sweep_wide_skip(gates=gates, settings=settings)
+    if wide is not None:
+        return skip(*wide)
     if order.project_id is not None and (order.project_id, order.mode) in gates.halted:
         return skip(Reason.GUARD_HALTED, f"project {order.project_id} ({order.mode}) is halted")
-    if gates.open_tags is not None and order.client_order_id in gates.open_tags:
-        return skip(Reason.OPEN_AT_BROKER)
-    if submit_in_flight(order, timeout_seconds=settings.new_timeout_seconds, now=now):
-        return skip(Reason.SUBMIT_IN_FLIGHT)
+    evidence = gates.evidence.get(order.id)
+    broker = _broker_objection(order, evidence, settings=settings, now=now)
+    if broker is not None:
+        reason, detail = broker
+        return Decision(
+            Action.SKIP, reason, detail=detail, evidence=evidence.as_dict() if evidence else None, **base
+        )
     problem = order_problem(order)
     if problem is not None:
         return cancel(Reason.INVALID_ORDER, problem)
@@ -222,6 +251,27 @@ def decide(
             return cancel(Reason.PRICE_DEVIATION, quote=quote, deviation_pct=shown)
         return Decision(Action.REPLACE, Reason.REPLACED, quote=quote, deviation_pct=shown, **base)
     return Decision(Action.REPLACE, Reason.REPLACED, quote=quote, **base)
+
+
+def _broker_objection(
+    order: OrderSnapshot, evidence: OrderEvidence | None, *, settings: AutoRecoveryConfig, now: datetime
+) -> tuple[Reason, str] | None:
+    """Rules 4 and 5: what the broker's files say, in order of what they prove."""
+    if evidence is None:
+        return Reason.BROKER_EVIDENCE_UNAVAILABLE, "no broker evidence was gathered for this order"
+    if evidence.open is not None:
+        return Reason.OPEN_AT_BROKER, evidence.open.describe()
+    if evidence.seen is not None:
+        return Reason.SEEN_BY_BROKER, evidence.seen.describe()
+    if evidence.unavailable is not None:
+        return Reason.BROKER_EVIDENCE_UNAVAILABLE, evidence.unavailable
+    if evidence.unreadable:
+        return Reason.BROKER_EVIDENCE_UNREADABLE, "; ".join(evidence.unreadable)
+    if evidence.submit_rejected:
+        return None  # the bridge answered the submit with a failure: nothing is in flight
+    if submit_in_flight(order, timeout_seconds=settings.new_timeout_seconds, now=now):
+        return Reason.SUBMIT_IN_FLIGHT, None
+    return None
 
 
 def _shown_pct(deviation: Decimal) -> float | None:

@@ -24,6 +24,7 @@ class OrderOutcome:
     detail: str | None = None
     replacement_id: int | None = None
     replacement_client_order_id: str | None = None
+    evidence: dict[str, Any] | None = None  # the broker evidence behind a skip
 
     @classmethod
     def of(cls, order_id: int, client_order_id: str, decided: Decision, /, **changes: Any) -> OrderOutcome:
@@ -38,6 +39,7 @@ class OrderOutcome:
             "quote": decided.quote,
             "deviation_pct": decided.deviation_pct,
             "detail": decided.detail,
+            "evidence": dict(decided.evidence) if decided.evidence else None,
         }
         values.update(changes)
         return cls(**values)
@@ -85,10 +87,13 @@ class SweepResult:
     circuit_open: bool = False
     breaker_overridden: bool = False
     audit_id: int | None = None  # the sweep's audit_logs row, when one was written
+    # Skipped orders counted but not listed in `orders` (by reason): past the listing bound,
+    # or left out by the candidate query because a gate skips them anyway (sweep_plan).
+    omitted: dict[str, int] = field(default_factory=dict)
 
     @property
     def scanned(self) -> int:
-        return len(self.orders)
+        return len(self.orders) + sum(self.omitted.values())
 
     @property
     def cancelled(self) -> int:
@@ -104,7 +109,8 @@ class SweepResult:
 
     @property
     def skipped(self) -> int:
-        return sum(1 for o in self.orders if o.decision is Action.SKIP and not o.failed)
+        listed = sum(1 for o in self.orders if o.decision is Action.SKIP and not o.failed)
+        return listed + sum(self.omitted.values())
 
     def counts(self) -> dict[str, int]:
         return {
@@ -119,6 +125,8 @@ class SweepResult:
         tally: dict[str, int] = {}
         for outcome in self.orders:
             tally[str(outcome.reason)] = tally.get(str(outcome.reason), 0) + 1
+        for reason, count in self.omitted.items():
+            tally[reason] = tally.get(reason, 0) + count
         return dict(sorted(tally.items()))
 
     def as_dict(self) -> dict[str, Any]:
@@ -136,5 +144,6 @@ class SweepResult:
             "settings_warnings": [w.as_dict() for w in self.settings_warnings],
             "gates": self.gates,
             "orders": [o.as_dict() for o in self.orders],
+            "omitted": dict(sorted(self.omitted.items())),
             "left_alone": [a.as_dict() for a in self.left_alone],
         }

@@ -5,16 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings as django_settings
 from django.db import connections
 from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KT
 
 from recovery.config import WHOLE_COLUMN, WHY_UNREADABLE, AutoRecoveryConfig, SettingsWarning, config_parse
 from recovery.decisions import GateState, OrderSnapshot
-from recovery.gates.bridge import open_orders_read, quotes_read
-from recovery.gates.guard import NEW_YORK, halted_projects_get
+from recovery.gates.bridge import OpenOrdersSnapshot, QuotesSnapshot, open_orders_read, quotes_read
+from recovery.gates.evidence import OrderEvidence, order_tags, submit_command_get
+from recovery.gates.evidence_read import EvidenceGathered, EvidenceRequest, evidence_gather, root_problem_get
+from recovery.gates.guard import NEW_YORK, halted_today_get
 from recovery.gates.ib import ib_probe
 from recovery.gates.market_hours import market_state_get
 from recovery.models import IbSettings, TradeOrder, TradeRun, TradeSettings
@@ -80,11 +84,23 @@ def stale_order_list(
     timeout_seconds: int,
     limit: int,
     order_ids: Sequence[int] | None = None,
+    after: tuple[dt.datetime, int] | None = None,
+    exclude: Q | None = None,
 ) -> list[TradeOrder]:
-    """Candidates, oldest first, at most `limit` (only among `order_ids` when given)."""
+    """Candidates, oldest first, at most `limit` (only among `order_ids` when given).
+
+    `after`: the (created_at, id) of the last order of the previous batch (keyset paging,
+    so a batch costs the same however far in it is). `exclude`: orders that are skipped
+    anyway (sweep_plan.held_back_filter), left out in SQL so they never hold others back.
+    """
     orders = stale_candidates(now=now, timeout_seconds=timeout_seconds)
     if order_ids is not None:
         orders = orders.filter(pk__in=list(order_ids))
+    if after is not None:
+        created, last_id = after
+        orders = orders.filter(Q(created_at__gt=created) | Q(created_at=created, pk__gt=last_id))
+    if exclude is not None:
+        orders = orders.exclude(exclude)
     return list(orders.order_by("created_at", "id")[:limit])
 
 
@@ -109,11 +125,27 @@ def orders_by_id(order_ids: Iterable[int]) -> dict[int, TradeOrder]:
 
 def run_projects_get(run_ids: Iterable[int | None]) -> dict[int, tuple[int, str]]:
     """run_id -> (project_id, mode) from trade_runs, in one query."""
+    return {run_id: (facts.project_id, facts.mode) for run_id, facts in run_facts_get(run_ids).items()}
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    project_id: int
+    mode: str
+    output_dir: Any  # params.lean_execution.output_dir as stored (the backend's path), or None
+
+
+def run_facts_get(run_ids: Iterable[int | None]) -> dict[int, RunFacts]:
+    """What the sweep needs of each run, in one query (only the output folder of its params)."""
     wanted = sorted({r for r in run_ids if r is not None})
     if not wanted:
         return {}
-    rows = TradeRun.objects.filter(pk__in=wanted).values_list("id", "project_id", "mode")
-    return {run_id: (project_id, mode or "paper") for run_id, project_id, mode in rows}
+    rows = TradeRun.objects.filter(pk__in=wanted).values_list(
+        "id", "project_id", "mode", KT("params__lean_execution__output_dir")
+    )
+    return {
+        run_id: RunFacts(project, mode or "paper", output_dir) for run_id, project, mode, output_dir in rows
+    }
 
 
 def _params(value: Any) -> Mapping[str, Any]:
@@ -144,6 +176,7 @@ def order_snapshot(order: TradeOrder, *, runs: Mapping[int, tuple[int, str]]) ->
         updated_at=order.updated_at,
         project_id=project_id,
         mode=mode or "paper",
+        run_id=order.run_id,
     )
 
 
@@ -155,43 +188,106 @@ def ib_target_get() -> tuple[str, int, str]:
     return row.host, row.port, row.api_mode
 
 
-def gates_get(*, config: AutoRecoveryConfig, now: dt.datetime, orders: Sequence[OrderSnapshot]) -> Gates:
-    """Every outside fact of one sweep, read once before any order is decided."""
+@dataclass(frozen=True)
+class SweepGates:
+    """The facts that hold for a whole sweep, read once before any order is decided."""
+
+    ib: dict[str, Any]
+    ib_reachable: bool
+    market: Any
+    blackout: Any
+    new_york_time: str
+    halted: frozenset[tuple[int, str]]
+    quotes: QuotesSnapshot
+    open_orders: OpenOrdersSnapshot
+    bridge_root: Path
+    bridge_problem: str | None
+
+
+def sweep_gates_get(*, config: AutoRecoveryConfig, now: dt.datetime, probe: bool) -> SweepGates:
+    """IB, market hours, blackout, today's halts, the bridge root and its snapshots.
+
+    `probe`: open a socket to the gateway only when there is something to decide.
+    """
     host, port, api_mode = ib_target_get()
-    # Probe the gateway only when there is something to decide (no socket per idle minute).
-    probe = (
+    result = (
         ib_probe(host=host, port=port, api_mode=api_mode, timeout=django_settings.IB_PROBE_TIMEOUT_SECONDS)
-        if orders
+        if probe
         else None
     )
-    market = market_state_get(now=now)
     local = now.astimezone(NEW_YORK).time()
-    blackout = next((w for w in config.blackout_windows if w.contains(local)), None)
-    halted = halted_projects_get(
-        pairs=[(o.project_id, o.mode) for o in orders if o.project_id is not None], now=now
-    )
     root = django_settings.LEAN_BRIDGE_ROOT
-    quotes = quotes_read(root=root, now=now, max_age_seconds=django_settings.BRIDGE_QUOTES_MAX_AGE_SECONDS)
-    open_orders = open_orders_read(
-        root=root, now=now, max_age_seconds=django_settings.BRIDGE_OPEN_ORDERS_MAX_AGE_SECONDS
-    )
-    state = GateState(
-        ib_reachable=bool(probe and probe.reachable),
-        market_open=market.is_open,
-        in_blackout=blackout is not None,
-        halted=halted,
-        quotes=dict(quotes.prices) if quotes.available else None,
-        open_tags=open_orders.tags if open_orders.available else None,
-    )
-    report = {
-        "ib": {
-            "probed": probe is not None,
-            "reachable": state.ib_reachable,
+    return SweepGates(
+        ib={
+            "probed": result is not None,
+            "reachable": bool(result and result.reachable),
             "host": host,
             "port": port,
             "api_mode": api_mode,
-            "detail": probe.detail if probe else "not probed: no candidates",
+            "detail": result.detail if result else "not probed: no candidates",
         },
+        ib_reachable=bool(result and result.reachable),
+        market=market_state_get(now=now),
+        blackout=next((w for w in config.blackout_windows if w.contains(local)), None),
+        new_york_time=local.strftime("%H:%M"),
+        halted=halted_today_get(now=now),
+        quotes=quotes_read(root=root, now=now, max_age_seconds=django_settings.BRIDGE_QUOTES_MAX_AGE_SECONDS),
+        open_orders=open_orders_read(
+            root=root, now=now, max_age_seconds=django_settings.BRIDGE_OPEN_ORDERS_MAX_AGE_SECONDS
+        ),
+        bridge_root=root,
+        bridge_problem=root_problem_get(root),
+    )
+
+
+def evidence_get(
+    *,
+    orders: Sequence[OrderSnapshot],
+    runs: Mapping[int, RunFacts],
+    sweep: SweepGates,
+    now: dt.datetime,
+) -> EvidenceGathered:
+    """What the broker's files say about each of `orders` (each folder and file read once)."""
+    requests = [
+        EvidenceRequest(
+            order_id=o.id,
+            run_id=o.run_id,
+            output_dir=runs[o.run_id].output_dir if o.run_id in runs else None,
+            tags=order_tags(order_id=o.id, client_order_id=o.client_order_id, params=o.params),
+            command=submit_command_get(o.params),
+            created_at=o.created_at,
+        )
+        for o in orders
+    ]
+    return evidence_gather(
+        root=sweep.bridge_root,
+        requests=requests,
+        now=now,
+        path_map=django_settings.BRIDGE_PATH_MAP,
+        open_orders_max_age=django_settings.BRIDGE_OPEN_ORDERS_MAX_AGE_SECONDS,
+        events_max_bytes=django_settings.BRIDGE_EVENTS_MAX_READ_BYTES,
+        clock_skew_seconds=django_settings.BRIDGE_EVENTS_CLOCK_SKEW_SECONDS,
+        root_snapshot=sweep.open_orders,
+    )
+
+
+def gates_state(sweep: SweepGates, *, evidence: Mapping[int, OrderEvidence]) -> GateState:
+    return GateState(
+        ib_reachable=sweep.ib_reachable,
+        market_open=sweep.market.is_open,
+        bridge_problem=sweep.bridge_problem,
+        evidence=evidence,
+        in_blackout=sweep.blackout is not None,
+        halted=sweep.halted,
+        quotes=dict(sweep.quotes.prices) if sweep.quotes.available else None,
+    )
+
+
+def gates_report(sweep: SweepGates, *, evidence: dict[str, Any] | None) -> dict[str, Any]:
+    """What the operator sees: the sweep's facts, with their sources."""
+    market = sweep.market
+    return {
+        "ib": sweep.ib,
         "market": {
             "open": market.is_open,
             "session_open": _iso(market.session_open),
@@ -200,17 +296,39 @@ def gates_get(*, config: AutoRecoveryConfig, now: dt.datetime, orders: Sequence[
             "next_close": _iso(market.next_close),
         },
         "blackout": {
-            "active": blackout is not None,
-            "window": blackout.as_dict() if blackout else None,
-            "new_york_time": local.strftime("%H:%M"),
+            "active": sweep.blackout is not None,
+            "window": sweep.blackout.as_dict() if sweep.blackout else None,
+            "new_york_time": sweep.new_york_time,
         },
         "halted": sorted(
-            [{"project_id": p, "mode": m} for p, m in halted], key=lambda h: (h["project_id"], h["mode"])
+            [{"project_id": p, "mode": m} for p, m in sweep.halted],
+            key=lambda h: (h["project_id"], h["mode"]),
         ),
-        "quotes": _bridge_report(quotes, count=len(quotes.prices)),
-        "open_orders": _bridge_report(open_orders, count=len(open_orders.tags)),
+        "quotes": _bridge_report(sweep.quotes, count=len(sweep.quotes.prices)),
+        "open_orders": _bridge_report(sweep.open_orders, count=len(sweep.open_orders.tags)),
+        "broker_evidence": evidence
+        or {
+            "root": str(sweep.bridge_root),
+            "available": sweep.bridge_problem is None,
+            "problem": sweep.bridge_problem,
+        },
     }
-    return Gates(state=state, report=report)
+
+
+def gates_get(*, config: AutoRecoveryConfig, now: dt.datetime, orders: Sequence[OrderSnapshot]) -> Gates:
+    """Every outside fact for `orders`, read once before any of them is decided."""
+    sweep = sweep_gates_get(config=config, now=now, probe=bool(orders))
+    runs = run_facts_get(o.run_id for o in orders)
+    gathered = evidence_get(orders=orders, runs=runs, sweep=sweep, now=now)
+    return Gates(
+        state=gates_state(sweep, evidence=gathered.orders),
+        report=gates_report(sweep, evidence=gathered.report),
+    )
+
+
+def _bridge_root_report(sweep: SweepGates) -> dict[str, Any]:
+    problem = sweep.bridge_problem
+    return {"root": str(sweep.bridge_root), "available": problem is None, "problem": problem}
 
 
 def _bridge_report(snapshot: Any, *, count: int) -> dict[str, Any]:

@@ -29,6 +29,16 @@ def _path(var: str, default: Path) -> Path:
     return path if path.is_absolute() else BASE_DIR / path
 
 
+def _path_map(var: str) -> tuple[tuple[str, str], ...]:
+    """Prefix pairs mapping the backend's paths to this host's mounts (pure parser, no app import)."""
+    from recovery.gates.evidence_read import path_map_parse
+
+    try:
+        return path_map_parse(env.str(var, default=""))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{var}: {exc}") from None
+
+
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
@@ -157,6 +167,11 @@ X_FRAME_OPTIONS = "DENY"
 LEAN_BRIDGE_ROOT = _path("LEAN_BRIDGE_ROOT", BASE_DIR / "var" / "bridge")
 BRIDGE_QUOTES_MAX_AGE_SECONDS = env.int("BRIDGE_QUOTES_MAX_AGE_SECONDS", default=60)
 BRIDGE_OPEN_ORDERS_MAX_AGE_SECONDS = env.int("BRIDGE_OPEN_ORDERS_MAX_AGE_SECONDS", default=30)
+# Broker evidence: the backend's paths (run output folders) as this host mounts them,
+# "/backend/prefix=/local/prefix[,...]"; and how far back execution_events.jsonl is read.
+BRIDGE_PATH_MAP = _path_map("BRIDGE_PATH_MAP")
+BRIDGE_EVENTS_MAX_READ_BYTES = env.int("BRIDGE_EVENTS_MAX_READ_BYTES", default=64 * 1024 * 1024)
+BRIDGE_EVENTS_CLOCK_SKEW_SECONDS = env.int("BRIDGE_EVENTS_CLOCK_SKEW_SECONDS", default=300)
 # Used only when ib_settings has no row.
 IB_HOST = env.str("IB_HOST", default="127.0.0.1")
 IB_PORT = env.int("IB_PORT", default=7497)

@@ -17,6 +17,12 @@ def trade_date_for(now: datetime) -> date:
     return now.astimezone(NEW_YORK).date()
 
 
+def halted_today_get(*, now: datetime) -> frozenset[tuple[int, str]]:
+    """Every (project_id, mode) whose guard row for today says halted (one small query)."""
+    rows = TradeGuardState.objects.filter(trade_date=trade_date_for(now), status=HALTED)
+    return frozenset(rows.values_list("project_id", "mode"))
+
+
 def halted_projects_get(*, pairs: Iterable[tuple[int, str]], now: datetime) -> frozenset[tuple[int, str]]:
     """The (project_id, mode) pairs among `pairs` whose guard row for today says halted."""
     wanted = set(pairs)

@@ -29,12 +29,12 @@ from recovery.decisions import (
     OrderSnapshot,
     Reason,
     candidate_problem,
-    decide,
 )
 from recovery.locks import sweep_lock
 from recovery.results import LeftAlone, OrderOutcome, SweepResult
 from recovery.routers import trading_alias
 from recovery.services.order import SweepContext, order_recover
+from recovery.sweep_plan import sweep_plan
 
 logger = logging.getLogger("recovery.sweep")
 
@@ -65,13 +65,8 @@ def sweep_run(
     if order_ids is not None:
         order_ids = sorted(set(order_ids))
         limit = max(limit, len(order_ids))
-    rows = selectors.stale_order_list(
-        now=now, timeout_seconds=config.new_timeout_seconds, limit=limit, order_ids=order_ids
-    )
-    runs = selectors.run_projects_get(o.run_id for o in rows)
-    snapshots = [selectors.order_snapshot(o, runs=runs) for o in rows]
-    gates = selectors.gates_get(config=config, now=now, orders=snapshots)
-    decided = [(s, decide(s, gates=gates.state, settings=config, now=now)) for s in snapshots]
+    plan = sweep_plan(config=config, now=now, limit=limit, order_ids=order_ids)
+    decided = plan.decided
     result = SweepResult(
         sweep_id=uuid.uuid4().hex,
         actor=actor,
@@ -79,25 +74,28 @@ def sweep_run(
         now=now,
         settings=config,
         settings_warnings=in_force.warnings,
-        gates=gates.report,
-        would_replace=sum(1 for _, d in decided if d.replaces),
+        gates=plan.report,
+        would_replace=plan.would_replace,
+        omitted=dict(plan.omitted),
     )
     _log_settings_warnings(result)
     if order_ids is not None:
-        result.left_alone = _left_alone(order_ids, found={s.id for s in snapshots}, config=config, now=now)
+        result.left_alone = _left_alone(order_ids, found={s.id for s, _ in decided}, config=config, now=now)
     if result.would_replace > config.max_replacements_per_sweep:
         if order_ids is not None and confirmed_replacements == result.would_replace:
             result.breaker_overridden = True
         else:
-            return _circuit_open(result, decided)
+            return _circuit_open(result, decided, held_back=plan.held_back)
     if dry_run:
-        result.orders = [OrderOutcome.of(s.id, s.client_order_id, d) for s, d in decided]
+        result.orders = [OrderOutcome.of(s.id, s.client_order_id, d) for s, d in decided] + plan.held_back
         return result
-    context = SweepContext(gates=gates.state, config=config, runs=runs, result=result)
+    assert plan.state is not None
+    context = SweepContext(gates=plan.state, config=config, runs=plan.runs, result=result)
     for snapshot, decision in decided:
         outcome = _order_settle(snapshot, decision, context=context)
         _log_outcome(result.sweep_id, outcome)
         result.orders.append(outcome)
+    result.orders.extend(plan.held_back)
     if result.cancelled or result.failed:
         _sweep_audit_write(result)
     level = logging.INFO if result.cancelled or result.failed else logging.DEBUG
@@ -111,13 +109,15 @@ def sweep_run_exclusive(**kwargs: object) -> SweepResult:
         return sweep_run(**kwargs)  # type: ignore[arg-type]
 
 
-def _circuit_open(result: SweepResult, decided: list[tuple[OrderSnapshot, Decision]]) -> SweepResult:
+def _circuit_open(
+    result: SweepResult, decided: list[tuple[OrderSnapshot, Decision]], *, held_back: list[OrderOutcome]
+) -> SweepResult:
     """Too many replacements at once means something systemic: touch nothing, say so loudly."""
     result.circuit_open = True
     result.orders = [
         OrderOutcome.of(s.id, s.client_order_id, d, decision=Action.SKIP, reason=Reason.CIRCUIT_OPEN)
         for s, d in decided
-    ]
+    ] + held_back
     logger.error(
         "sweep=%s circuit breaker open: %d orders would have been re-placed, more than "
         "max_replacements_per_sweep=%d; nothing was cancelled or re-placed",

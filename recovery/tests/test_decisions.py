@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -22,10 +23,11 @@ from recovery.decisions import (
     chain_attempts,
     decide,
     order_problem,
-    parse_timestamp,
     price_deviation_pct,
     submit_in_flight,
 )
+from recovery.gates.evidence import KIND_OPEN_ORDERS, OrderEvidence, Sighting
+from recovery.timestamps import iso_parse as parse_timestamp
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 in New York
 CLIENT_ID = "run7-AAPL-BUY-1"
@@ -59,15 +61,37 @@ def make_order(**overrides: Any) -> OrderSnapshot:
     return OrderSnapshot(**values)
 
 
+class EveryOrder(Mapping):
+    """Broker evidence that says the same about any order id (the evidence tests are in
+    test_gates_evidence; here only its effect on the table matters)."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.evidence = OrderEvidence(tags=frozenset({CLIENT_ID}), command_id=None, **fields)
+
+    def __getitem__(self, order_id: int) -> OrderEvidence:
+        return self.evidence
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def listed_open() -> EveryOrder:
+    return EveryOrder(open=Sighting(KIND_OPEN_ORDERS, "/bridge/open_orders.json", tag=CLIENT_ID))
+
+
 def make_gates(**overrides: Any) -> GateState:
-    """Every gate open: IB up, market open, a fresh quote for AAPL near its limit."""
+    """Every gate open: IB up, market open, a fresh quote for AAPL near its limit, no broker evidence."""
     values: dict[str, Any] = {
         "ib_reachable": True,
         "market_open": True,
+        "bridge_problem": None,
+        "evidence": EveryOrder(),
         "in_blackout": False,
         "halted": frozenset(),
         "quotes": {"AAPL": 100.5},
-        "open_tags": frozenset(),
     }
     values.update(overrides)
     return GateState(**values)
@@ -133,7 +157,7 @@ def from_row(first: Reason) -> Decision:
         in_blackout=Reason.BLACKOUT in on,
         ib_reachable=Reason.IB_UNREACHABLE not in on,
         halted=frozenset({(7, "paper")}) if Reason.GUARD_HALTED in on else frozenset(),
-        open_tags=frozenset({CLIENT_ID}) if Reason.OPEN_AT_BROKER in on else frozenset(),
+        evidence=listed_open() if Reason.OPEN_AT_BROKER in on else EveryOrder(),
         market_open=Reason.OUTSIDE_RTH not in on,
         quotes={} if Reason.QUOTE_UNAVAILABLE in on else {"AAPL": 105.0},
     )
@@ -257,12 +281,16 @@ def test_an_order_without_a_project_is_never_halted() -> None:
     assert_replaced(run(make_order(project_id=None), halted))
 
 
-def test_open_at_broker_needs_a_fresh_snapshot_listing_this_order() -> None:
-    assert_replaced(run(gates=make_gates(open_tags=None)))  # no fresh snapshot proves nothing
-    assert_replaced(run(gates=make_gates(open_tags=frozenset())))
-    assert_replaced(run(gates=make_gates(open_tags=frozenset({"run7-AAPL-BUY-2"}))))
-    listed = make_gates(open_tags=frozenset({"run7-AAPL-BUY-2", CLIENT_ID}))
-    assert_skip(run(gates=listed), Reason.OPEN_AT_BROKER)
+def test_open_at_broker_when_the_evidence_lists_the_order() -> None:
+    assert_replaced(run(gates=make_gates(evidence=EveryOrder())))  # nothing listed proves nothing
+    decision = run(gates=make_gates(evidence=listed_open()))
+    assert_skip(decision, Reason.OPEN_AT_BROKER)
+    assert decision.detail == f"listed as open under tag {CLIENT_ID!r} in /bridge/open_orders.json"
+    assert decision.evidence["open"] == {
+        "kind": "open_orders",
+        "path": "/bridge/open_orders.json",
+        "tag": CLIENT_ID,
+    }
 
 
 # --- row 5: a submit in flight ---------------------------------------------------------------

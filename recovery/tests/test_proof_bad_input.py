@@ -33,6 +33,7 @@ from recovery.audit import ACTION_CANCEL, ACTION_REPLACE
 from recovery.config import KNOWN_KEYS, WHOLE_COLUMN, AutoRecoveryConfig, BlackoutWindow, config_parse
 from recovery.decisions import Action, GateState, Reason, decide
 from recovery.gates.bridge import OPEN_ORDERS_FILE, QUOTES_FILE, open_orders_read, quotes_read
+from recovery.gates.evidence import evidence_combine, order_tags
 from recovery.models import AuditLog, IbSettings, TradeOrder, TradeSettings
 from recovery.results import OrderOutcome, SweepResult
 from recovery.routers import trading_alias
@@ -326,6 +327,7 @@ class DecideCase:
     gates: GateState
     config: AutoRecoveryConfig
     in_flight: bool | None  # rule 5 by design.md; None: not known exactly (arbitrary command)
+    open_tags: frozenset[str] | None = None  # what a fresh open_orders.json lists
 
 
 def rarely() -> st.SearchStrategy[bool]:
@@ -386,6 +388,11 @@ def decide_cases(draw: st.DrawFn) -> DecideCase:
     if draw(st.booleans()):
         params["project_id"] = draw(st.sampled_from([0, 1, 2, "1", 1.0, True, None]))
         params["mode"] = draw(st.sampled_from(["paper", "live", "", None, 3, "PAPER"]))
+    tag_values = st.sampled_from(["direct:101", "direct:5", " tag-x ", "", client_order_id]) | STORABLE_JSON
+    if draw(rarely()):
+        params["broker_order_tag"] = draw(tag_values)
+    if draw(rarely()):
+        params["event_tag"] = draw(tag_values)
     raw_params: Any = params if draw(st.integers(0, 4)) else draw(ANY_JSON)  # sometimes no object at all
     if raw_params is not params:
         command = raw_params.get("submit_command") if type(raw_params) is dict else None
@@ -421,18 +428,32 @@ def decide_cases(draw: st.DrawFn) -> DecideCase:
         quotes = {**quotes, symbol.strip().upper(): draw(quote)}  # a new dict: printed as it is used
     open_tags = draw(st.none() | st.frozensets(st.text(max_size=8), max_size=2))
     if open_tags is not None and draw(rarely()):
-        open_tags = open_tags | {client_order_id}
+        open_tags = open_tags | {draw(st.sampled_from([client_order_id, "direct:101", "direct:5", "tag-x"]))}
+    # The order's broker evidence: what a fresh open_orders.json listing `open_tags` says.
+    tags = order_tags(
+        order_id=101, client_order_id=client_order_id, params=raw_params if type(raw_params) is dict else {}
+    )
+    evidence = evidence_combine(
+        tags=tags,
+        command=None,
+        folders=("/bridge",),
+        snapshots=[("/bridge/open_orders.json", open_tags, None)],
+        events=[],
+        results=[],
+        unavailable=None,
+    )
     gates = GateState(
         ib_reachable=not draw(rarely()),
         market_open=draw(st.booleans()),
+        bridge_problem=None,
+        evidence={101: evidence},
         in_blackout=draw(rarely()),
         halted=draw(
             st.frozensets(st.tuples(st.integers(0, 2), st.sampled_from(["paper", "live"])), max_size=3)
         ),
         quotes=quotes,
-        open_tags=open_tags,
     )
-    return DecideCase(row=row, gates=gates, config=config, in_flight=in_flight)
+    return DecideCase(row=row, gates=gates, config=config, in_flight=in_flight, open_tags=open_tags)
 
 
 def row_is_valid(*, side: Any, order_type: Any, quantity: Any, limit_price: Any) -> bool:
@@ -463,9 +484,26 @@ def early_skip(case: DecideCase) -> Reason | None:
         return Reason.IB_UNREACHABLE
     if project is not None and (project, mode) in case.gates.halted:
         return Reason.GUARD_HALTED
-    if case.gates.open_tags is not None and case.row["client_order_id"] in case.gates.open_tags:
+    if case.open_tags is not None and case.open_tags & broker_tags_oracle(case.row, params):
         return Reason.OPEN_AT_BROKER
     return None
+
+
+def broker_tags_oracle(row: dict[str, Any], params: dict[str, Any]) -> set[str]:
+    """By design.md: broker_order_tag, else event_tag (not a copied direct: one), else the
+    client id; the client id and direct:<id> always match."""
+
+    def text(value: Any) -> str | None:
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    client = text(row["client_order_id"])
+    tags = {f"direct:{row['id']}"} | ({client} if client else set())
+    broker, event_tag = text(params.get("broker_order_tag")), text(params.get("event_tag"))
+    if broker:
+        tags.add(broker)
+    elif event_tag and not (event_tag.startswith("direct:") and not (client or "").startswith("direct:")):
+        tags.add(event_tag)
+    return tags
 
 
 def chain_attempts_oracle(params: Any) -> int | None:
@@ -513,7 +551,23 @@ def test_decide_never_raises_and_replaces_only_valid_rows(case: DecideCase) -> N
             assert decision.deviation_pct <= case.config.max_price_deviation_pct + 1e-4
 
 
-OPEN_GATES = GateState(ib_reachable=True, market_open=True, quotes={}, open_tags=frozenset())
+OPEN_GATES = GateState(
+    ib_reachable=True,
+    market_open=True,
+    bridge_problem=None,
+    evidence={
+        101: evidence_combine(
+            tags=frozenset({"x"}),
+            command=None,
+            folders=(),
+            snapshots=[],
+            events=[],
+            results=[],
+            unavailable=None,
+        )
+    },
+    quotes={},
+)
 
 
 @settings(PROOF, max_examples=300)

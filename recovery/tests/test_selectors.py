@@ -25,7 +25,7 @@ from recovery.config import (
     AutoRecoveryConfig,
     SettingsWarning,
 )
-from recovery.decisions import NotCandidate, candidate_problem
+from recovery.decisions import NotCandidate, Reason, candidate_problem, decide
 from recovery.gates.ib import DETAIL_MOCK
 from recovery.models import TradeOrder
 from recovery.routers import trading_alias
@@ -498,8 +498,15 @@ def test_halted_pairs_are_those_of_today_in_new_york_and_the_same_mode(bridge) -
         clock=EVENING,
     )
     result = gates(orders, now=EVENING)
-    assert result.state.halted == frozenset({(7, "paper")})
-    assert result.report["halted"] == [{"project_id": 7, "mode": "paper"}]
+    # Every pair halted today (the sweep leaves their orders out in SQL); project 9 is halted
+    # for live only, so its paper order is not.
+    assert result.state.halted == frozenset({(7, "paper"), (9, "live")})
+    assert result.report["halted"] == [{"project_id": 7, "mode": "paper"}, {"project_id": 9, "mode": "live"}]
+    decisions = {
+        o.project_id: decide(o, gates=result.state, settings=AutoRecoveryConfig(), now=EVENING)
+        for o in orders
+    }
+    assert {p for p, d in decisions.items() if d.reason is Reason.GUARD_HALTED} == {7}
 
 
 @pytest.mark.django_db

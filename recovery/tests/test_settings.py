@@ -96,7 +96,7 @@ def test_env_example_lists_every_variable_the_settings_read() -> None:
     import re
 
     read = set(re.findall(r'env\.\w+\(\s*"([A-Z_]+)"', source)) | set(
-        re.findall(r'(?:_database|_path)\("([A-Z_]+)"', source)
+        re.findall(r'(?:_database|_path|_path_map)\("([A-Z_]+)"', source)
     )
     read |= {"TRADING_DATABASE_URL"}
     example = (BASE_DIR / ".env.example").read_text()

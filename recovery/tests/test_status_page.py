@@ -89,7 +89,7 @@ def test_status_page_costs_a_fixed_number_of_queries(watcher: Client, django_ass
     with django_assert_num_queries(len(first)):
         page = watcher.get(reverse(STATUS))
     assert len(page.context["status"].runs) == 40 and page.context["report"]["scanned"] == 40
-    assert len(first) <= 12
+    assert len(first) <= 13  # 12, and today's halts read once for the whole sweep
 
 
 def test_hourly_buckets_sum_runs_per_hour_and_drop_older_ones() -> None:

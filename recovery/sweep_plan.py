@@ -1,0 +1,206 @@
+"""What a sweep would do: candidates in batches, gates, broker evidence, decisions (reads only).
+
+`limit` bounds the orders a run acts on (cancels or re-places), not the orders it looks
+past. Orders a per-order gate skips anyway never hold healthy ones back:
+
+- in SQL, the query leaves out the orders of projects halted today and the orders the
+  bridge root's fresh open-orders snapshot lists, however many (counted and a few listed,
+  so ops still see them);
+- in Python, batches of `limit` candidates are decided oldest first (keyset paging) until
+  `limit` orders would be acted on or the candidates run out, so skips that need the
+  broker's files (seen by the broker, a submit in flight) are looked past too.
+
+The dry run, the admin's preview and the real sweep all plan through here, so their
+numbers agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from django.db.models import Q
+
+from recovery import selectors
+from recovery.config import AutoRecoveryConfig
+from recovery.decisions import (
+    Action,
+    Decision,
+    GateState,
+    OrderSnapshot,
+    Reason,
+    decide,
+    sweep_wide_skip,
+)
+from recovery.gates.evidence import OrderEvidence
+from recovery.models import TradeRun
+from recovery.results import OrderOutcome
+
+# Skips listed one by one in a run's result; past this they are counted by reason only.
+SKIPPED_LISTED_MAX = 500
+# Orders left out by the query, listed per reason (the rest counted).
+HELD_BACK_LISTED_MAX = 20
+
+MSG_HELD_BACK = "left out of this run's candidate query: {why}"
+
+
+@dataclass
+class Plan:
+    decided: list[tuple[OrderSnapshot, Decision]] = field(default_factory=list)
+    held_back: list[OrderOutcome] = field(default_factory=list)  # listed, skipped by the query
+    omitted: Counter[str] = field(default_factory=Counter)  # skipped, counted only
+    runs: dict[int, tuple[int, str]] = field(default_factory=dict)
+    evidence: dict[int, OrderEvidence] = field(default_factory=dict)
+    evidence_report: dict[str, Any] = field(default_factory=dict)
+    state: GateState | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def would_replace(self) -> int:
+        return sum(1 for _, d in self.decided if d.replaces)
+
+
+def sweep_plan(
+    *, config: AutoRecoveryConfig, now: dt.datetime, limit: int, order_ids: list[int] | None
+) -> Plan:
+    """Decide up to `limit` actionable candidates (all of `order_ids` when given)."""
+    sweep = selectors.sweep_gates_get(config=config, now=now, probe=False)
+    held = _held_back_filters(sweep) if order_ids is None else []
+    exclude = _any(q for _, q in held)
+    plan = Plan()
+    batch_size = len(order_ids) if order_ids is not None else limit
+    after: tuple[dt.datetime, int] | None = None
+    acted = listed_skips = 0
+    while True:
+        rows = selectors.stale_order_list(
+            now=now,
+            timeout_seconds=config.new_timeout_seconds,
+            limit=batch_size,
+            order_ids=order_ids,
+            after=after,
+            exclude=exclude,
+        )
+        if not rows:
+            break
+        if not sweep.ib["probed"]:
+            sweep = selectors.sweep_gates_get(config=config, now=now, probe=True)
+        state = _batch_gather(plan, rows=rows, sweep=sweep, now=now)
+        full = False
+        for snapshot in (selectors.order_snapshot(r, runs=plan.runs) for r in rows):
+            decision = decide(snapshot, gates=state, settings=config, now=now)
+            if decision.cancels:
+                if acted >= limit:
+                    full = True
+                    break
+                acted += 1
+            elif order_ids is None and listed_skips >= SKIPPED_LISTED_MAX:
+                plan.omitted[str(decision.reason)] += 1
+                continue
+            else:
+                listed_skips += 1
+            plan.decided.append((snapshot, decision))
+        wide = sweep_wide_skip(gates=state, settings=config)
+        if full or wide is not None or order_ids is not None or len(rows) < batch_size:
+            break
+        after = (rows[-1].created_at, rows[-1].pk)
+    plan.state = selectors.gates_state(sweep, evidence=plan.evidence)
+    plan.report = selectors.gates_report(sweep, evidence=plan.evidence_report or None)
+    if held:
+        _held_back_report(plan, held=held, config=config, now=now)
+    return plan
+
+
+def _batch_gather(plan: Plan, *, rows: list[Any], sweep: selectors.SweepGates, now: dt.datetime) -> GateState:
+    """The batch's runs and broker evidence, added to what the plan holds already."""
+    facts = selectors.run_facts_get(r.run_id for r in rows)
+    plan.runs.update({run_id: (f.project_id, f.mode) for run_id, f in facts.items()})
+    snapshots = [selectors.order_snapshot(r, runs=plan.runs) for r in rows]
+    gathered = selectors.evidence_get(orders=snapshots, runs=facts, sweep=sweep, now=now)
+    plan.evidence.update(gathered.orders)
+    for key, value in gathered.report.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            plan.evidence_report[key] = plan.evidence_report.get(key, 0) + value
+        else:
+            plan.evidence_report[key] = value
+    return selectors.gates_state(sweep, evidence=plan.evidence)
+
+
+def _any(filters: Any) -> Q | None:
+    combined = None
+    for q in filters:
+        combined = q if combined is None else combined | q
+    return combined
+
+
+def _held_back_filters(sweep: selectors.SweepGates) -> list[tuple[Reason, Q]]:
+    """Orders that rules 3 and 4 skip whatever else holds, as SQL (rule order kept)."""
+    filters: list[tuple[Reason, Q]] = []
+    if sweep.halted:
+        filters.append((Reason.GUARD_HALTED, _halted_q(sweep.halted)))
+    if sweep.open_orders.available and sweep.open_orders.tags:
+        filters.append((Reason.OPEN_AT_BROKER, Q(client_order_id__in=sorted(sweep.open_orders.tags))))
+    return filters
+
+
+def _halted_q(halted: frozenset[tuple[int, str]]) -> Q:
+    """An order's project and mode come from its run, else from its params (mode 'paper')."""
+    runs = TradeRun.objects.filter(project_id__in=sorted({p for p, _ in halted})).values_list(
+        "id", "project_id", "mode"
+    )
+    run_ids = [run_id for run_id, project, mode in runs if (project, mode or "paper") in halted]
+    q = Q(run_id__in=run_ids) if run_ids else Q(pk__in=[])
+    for project, mode in sorted(halted):
+        mode_q = Q(params__mode=mode)
+        if mode == "paper":
+            mode_q |= ~Q(params__has_key="mode")
+        # A run_id whose trade_runs row is gone falls back to params too; those orders are
+        # decided one by one (rule 3 still skips them), just not left out here.
+        q |= Q(run_id__isnull=True, params__has_key="project_id", params__project_id=project) & mode_q
+    return q
+
+
+def _held_back_report(
+    plan: Plan, *, held: list[tuple[Reason, Q]], config: AutoRecoveryConfig, now: dt.datetime
+) -> None:
+    """Count the orders the query left out, by the reason decide() would give them; list a few."""
+    assert plan.state is not None
+    # The gateway is probed only when some order is decided; unprobed is not "down" here.
+    state = plan.state if plan.state.ib_reachable or plan.decided else replace(plan.state, ib_reachable=True)
+    wide = sweep_wide_skip(gates=state, settings=config)
+    earlier: Q | None = None
+    for reason, q in held:
+        orders = selectors.stale_candidates(now=now, timeout_seconds=config.new_timeout_seconds).filter(q)
+        if earlier is not None:
+            orders = orders.exclude(earlier)
+        earlier = q if earlier is None else earlier | q
+        count = orders.count()
+        if not count:
+            continue
+        shown = wide[0] if wide is not None else reason
+        why = MSG_HELD_BACK.format(why=_held_back_why(reason))
+        listed = list(
+            orders.order_by("created_at", "id").values_list("id", "client_order_id", "created_at")[
+                :HELD_BACK_LISTED_MAX
+            ]
+        )
+        for order_id, client_order_id, created_at in listed:
+            plan.held_back.append(
+                OrderOutcome(
+                    id=order_id,
+                    client_order_id=client_order_id,
+                    decision=Action.SKIP,
+                    reason=shown,
+                    age_seconds=round((now - created_at).total_seconds(), 3),
+                    detail=why,
+                )
+            )
+        if count > len(listed):
+            plan.omitted[str(shown)] += count - len(listed)
+
+
+def _held_back_why(reason: Reason) -> str:
+    if reason is Reason.GUARD_HALTED:
+        return "its project/mode is halted today"
+    return "the bridge's open_orders.json lists it"
