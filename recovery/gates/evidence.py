@@ -162,6 +162,20 @@ def order_tags(*, order_id: int, client_order_id: str, params: Mapping[str, Any]
     return frozenset(tags)
 
 
+def evidence_covers(
+    evidence: OrderEvidence, *, order_id: int, client_order_id: str, params: Mapping[str, Any]
+) -> bool:
+    """Whether evidence gathered earlier still answers for the order as it is now.
+
+    The re-check under the row lock uses the sweep's evidence (no second read per order);
+    if the order's tags or its submit command changed since, that evidence is about
+    something else, and the order is left for the next run.
+    """
+    command = submit_command_get(params)
+    tags = order_tags(order_id=order_id, client_order_id=client_order_id, params=params)
+    return tags <= evidence.tags and (command.command_id if command else None) == evidence.command_id
+
+
 def submit_command_get(params: Mapping[str, Any]) -> SubmitCommand | None:
     command = params.get("submit_command")
     if not isinstance(command, Mapping):

@@ -38,6 +38,7 @@ from recovery.decisions import (
     candidate_problem,
     decide,
 )
+from recovery.gates.evidence import evidence_covers
 from recovery.models import TradeOrder
 from recovery.results import OrderOutcome, SweepResult
 from recovery.routers import trading_alias
@@ -45,6 +46,7 @@ from recovery.routers import trading_alias
 logger = logging.getLogger("recovery.sweep")
 
 MSG_CHANGED = "the order changed or another sweep holds it since it was read"
+MSG_EVIDENCE_CHANGED = "the order's broker tags or submit command changed since its evidence was read"
 MSG_REDECIDED = "the order changed since it was read; under lock it would now be: {action} ({reason})"
 
 
@@ -68,6 +70,11 @@ def order_recover(snapshot: OrderSnapshot, decision: Decision, *, context: Sweep
     fresh = selectors.order_snapshot(locked, runs=context.runs)
     if candidate_problem(fresh, settings=config, now=now) is not None:
         return _skipped(snapshot, decision, MSG_CHANGED)
+    evidence = context.gates.evidence.get(snapshot.id)
+    if evidence is None or not evidence_covers(
+        evidence, order_id=fresh.id, client_order_id=fresh.client_order_id, params=fresh.params
+    ):
+        return _skipped(snapshot, decision, MSG_EVIDENCE_CHANGED)
     again = decide(fresh, gates=context.gates, settings=config, now=now)
     if (again.action, again.reason) != (decision.action, decision.reason):
         return _skipped(snapshot, decision, MSG_REDECIDED.format(action=again.action, reason=again.reason))

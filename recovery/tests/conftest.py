@@ -90,6 +90,27 @@ class Bridge:
     def raw(self, name: str, text: str) -> None:
         (self.root / name).write_text(text)
 
+    def folder(self, name: str) -> Path:
+        """A folder beside the root's files: a run's output folder, direct_<id>, ..."""
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def events(self, events: list[dict[str, Any]], *, folder: Path | None = None, tail: str = "") -> Path:
+        """Append execution events (one JSON object a line), as the Lean processes do."""
+        path = (folder or self.root) / "execution_events.jsonl"
+        with path.open("a") as handle:
+            handle.writelines(json.dumps(e) + "\n" for e in events)
+            handle.write(tail)
+        return path
+
+    def command_result(self, command_id: str, status: str, *, folder: Path | None = None) -> Path:
+        results = (folder or self.root) / "command_results"
+        results.mkdir(exist_ok=True)
+        path = results / f"{command_id}.json"
+        path.write_text(json.dumps({"command_id": command_id, "status": status}))
+        return path
+
 
 @pytest.fixture
 def bridge(settings, tmp_path: Path) -> Bridge:  # noqa: ANN001
