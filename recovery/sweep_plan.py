@@ -152,12 +152,19 @@ def _halted_q(halted: frozenset[tuple[int, str]]) -> Q:
     run_ids = [run_id for run_id, project, mode in runs if (project, mode or "paper") in halted]
     q = Q(run_id__in=run_ids) if run_ids else Q(pk__in=[])
     for project, mode in sorted(halted):
-        mode_q = Q(params__mode=mode)
+        # Every atom is TRUE or FALSE, never NULL: inside exclude(), a NULL (a missing key,
+        # a NULL column) would drop an order that is not halted at all.
+        mode_q = Q(params__has_key="mode") & Q(params__mode=mode)
         if mode == "paper":
             mode_q |= ~Q(params__has_key="mode")
         # A run_id whose trade_runs row is gone falls back to params too; those orders are
         # decided one by one (rule 3 still skips them), just not left out here.
-        q |= Q(run_id__isnull=True, params__has_key="project_id", params__project_id=project) & mode_q
+        q |= (
+            Q(run_id__isnull=True, params__isnull=False)
+            & Q(params__has_key="project_id")
+            & Q(params__project_id=project)
+            & mode_q
+        )
     return q
 
 
