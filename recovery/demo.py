@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,14 +33,7 @@ from recovery.timestamps import iso_utc
 
 DEMO_DIR = FIXTURES_DIR / "demo"
 DEMO_ACTOR = "demo"
-TABLE_REASONS = frozenset(Reason) - {
-    Reason.CHANGED_CONCURRENTLY,
-    Reason.WRITE_FAILED,
-    # Broker evidence is gathered per order; the demo bridge folder shows it (issue 9).
-    Reason.SEEN_BY_BROKER,
-    Reason.BROKER_EVIDENCE_UNREADABLE,
-    Reason.BROKER_EVIDENCE_UNAVAILABLE,
-}
+TABLE_REASONS = frozenset(Reason) - {Reason.CHANGED_CONCURRENTLY, Reason.WRITE_FAILED}
 MSG_NOT_SQLITE = "the demo runs only on SQLite (database {alias!r} is {vendor}); unset DATABASE_URL"
 
 
@@ -78,21 +72,54 @@ def demo_database_build() -> None:
 def demo_data_load(*, clock: dt.datetime, bridge_root: Path) -> int:
     """Insert the scenario and write the bridge files stamped with `clock`; the order count."""
     scenario = json.loads((DEMO_DIR / "scenario.json").read_text())
+    if bridge_root.exists():
+        shutil.rmtree(bridge_root)  # the evidence files of an earlier demo would mislead this one
+    bridge_root.mkdir(parents=True)
     TradeSettings.objects.create(**scenario["settings"], created_at=clock, updated_at=clock)
     IbSettings.objects.create(**scenario["ib_settings"])
     for run in scenario["runs"]:
-        TradeRun.objects.create(**run, created_at=clock, updated_at=clock)
+        params = json.loads(json.dumps(run.pop("params", None)).replace("{bridge}", str(bridge_root)))
+        TradeRun.objects.create(**run, params=params, created_at=clock, updated_at=clock)
     for guard in scenario["guard"]:
         TradeGuardState.objects.create(**guard, trade_date=trade_date_for(clock))
+    ids: dict[str, int] = {}
     for spec in scenario["orders"]:
-        TradeOrder.objects.create(**_order_fields(spec, clock=clock))
-    bridge_root.mkdir(parents=True, exist_ok=True)
+        ids[spec["client_order_id"]] = TradeOrder.objects.create(**_order_fields(spec, clock=clock)).pk
+    _chains_link(ids)
     stamp = iso_utc(clock)
     for name, key in (("quotes.json", "updated_at"), ("open_orders.json", "refreshed_at")):
         payload = json.loads((DEMO_DIR / "bridge" / name).read_text())
         payload[key] = stamp
         (bridge_root / name).write_text(json.dumps(payload, indent=2))
+    for name, spec in scenario["evidence"].items():
+        _evidence_write(bridge_root / name, spec, clock=clock)
+    (bridge_root / "run_1").mkdir(exist_ok=True)
     return len(scenario["orders"])
+
+
+def _chains_link(ids: dict[str, int]) -> None:
+    """Fill the chain ids of replacements from the client ids the scenario names."""
+    for order in TradeOrder.objects.filter(client_order_id__in=list(ids)):
+        recovery = (order.params or {}).get("auto_recovery")
+        if not isinstance(recovery, dict) or "origin_client_order_id" not in recovery:
+            continue
+        recovery["origin_order_id"] = ids[recovery["origin_client_order_id"]]
+        recovery["root_order_id"] = ids[recovery["root_client_order_id"]]
+        order.save(update_fields=["params"])
+
+
+def _evidence_write(path: Path, spec: dict[str, Any], *, clock: dt.datetime) -> None:
+    """A file as the Lean processes write it: JSON lines (times from ages), or one JSON object."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if "json" in spec:
+        path.write_text(json.dumps(spec["json"], indent=2))
+        return
+    lines = []
+    for event in spec["lines"]:
+        event = dict(event)
+        event["time"] = iso_utc(clock - dt.timedelta(seconds=event.pop("age")))
+        lines.append(json.dumps(event) + "\n")
+    path.write_text("".join(lines) + spec.get("tail", ""))
 
 
 def _order_fields(spec: dict[str, Any], *, clock: dt.datetime) -> dict[str, Any]:
@@ -100,9 +127,10 @@ def _order_fields(spec: dict[str, Any], *, clock: dt.datetime) -> dict[str, Any]
     created = clock - dt.timedelta(seconds=spec["age"])
     params = fields.pop("params", {})
     command = params.get("submit_command")
-    if isinstance(command, dict) and "requested_at_age" in command:
-        at = clock - dt.timedelta(seconds=command.pop("requested_at_age"))
-        command["requested_at"] = iso_utc(at)
+    if isinstance(command, dict):
+        for key in ("requested_at", "expires_at"):
+            if f"{key}_age" in command:
+                command[key] = iso_utc(clock - dt.timedelta(seconds=command.pop(f"{key}_age")))
     return {**fields, "params": params, "created_at": created, "updated_at": created}
 
 

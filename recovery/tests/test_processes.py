@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +115,15 @@ def test_demo_runs_twice_and_shows_every_rule(tmp_path: Path) -> None:
     for _ in range(2):
         result = manage("demo", database_url=url, DEBUG="1")
         assert result.returncode == 0, result.stderr
-        assert "decision-table reasons shown: 13 of 13" in result.stdout
-        assert "scanned 10  cancelled 7  replaced 3  skipped 3  failed 0" in result.stdout
+        assert "decision-table reasons shown: 16 of 16" in result.stdout
+        assert "scanned 15  cancelled 8  replaced 4  skipped 7  failed 0" in result.stdout
     assert (tmp_path / "demo-bridge" / "quotes.json").is_file()
+    assert (tmp_path / "demo-bridge" / "run_1" / "execution_events.jsonl").is_file()
+    # The demo's replacement names its real original (not another order that happens to be id 1).
+    with sqlite3.connect(tmp_path / "demo.sqlite3") as demo:
+        ids = dict(demo.execute("SELECT client_order_id, id FROM trade_orders"))
+        (params,) = demo.execute(
+            "SELECT params FROM trade_orders WHERE client_order_id = 'demo-spy-r1'"
+        ).fetchone()
+    chain = json.loads(params)["auto_recovery"]
+    assert (chain["origin_order_id"], chain["root_order_id"]) == (ids["demo-spy"], ids["demo-spy"])
