@@ -1,0 +1,290 @@
+"""Broker evidence and head-of-line costs, each beside its baseline in the same run.
+
+    .venv/bin/python -m bench.evidence [--runs 100] [--orders 1000] [--lines 10000]
+        [--backlog 100000] [--repeats 5] [--json PATH]
+
+(d) Gathering the broker evidence for `--orders` stale orders spread over `--runs` run
+    output folders, each with an execution_events.jsonl of `--lines` lines written over the
+    last ten hours (orders an hour old: the read stops an hour back), beside the recovery of
+    those orders itself, and beside the same recovery with no run folders to read.
+(e) A sweep behind `--backlog` stale orders of a halted project (always skipped), with a
+    few healthy stale orders behind them, beside the idle sweep over the same table (its
+    clock set before those orders were stale). Target: within 10x of the idle sweep.
+
+Runs on MariaDB/MySQL only, in test_tradeops_bench_evidence (dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATABASE_URL = "mysql://root@127.0.0.1:3306/test_tradeops_bench_evidence"
+RESULTS = Path(__file__).resolve().parent / "results"
+CLOCK = dt.datetime(2026, 11, 24, 16, 0, tzinfo=dt.UTC)  # Tuesday 11:00 New York
+NY_TODAY = dt.date(2026, 11, 24)
+HALTED_PROJECT = 900
+MAX_BACKLOG_RATIO = 10.0
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.evidence", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100, help="run output folders")
+    parser.add_argument("--orders", type=int, default=1000, help="stale orders to recover, over the runs")
+    parser.add_argument("--lines", type=int, default=10_000, help="lines per execution_events.jsonl")
+    parser.add_argument("--backlog", type=int, default=100_000, help="always-skipped stale orders")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per side, alternating")
+    parser.add_argument("--json", type=Path, default=RESULTS / "evidence.json")
+    args = parser.parse_args(argv)
+    if min(args.runs, args.orders, args.lines, args.backlog, args.repeats) < 1 or args.orders > 1000:
+        parser.error("sizes must be positive, --orders at most 1000 (max_replacements_per_sweep)")
+    return args
+
+
+def _timed(work: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    value = work()
+    return time.perf_counter() - started, value
+
+
+def _stamp(moment: dt.datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _folders_write(root: Path, *, runs: int, lines: int) -> list[Path]:
+    """Each run's folder with `lines` events of other orders over the ten hours before CLOCK."""
+    folders = []
+    step = dt.timedelta(hours=10) / lines
+    for run in range(runs):
+        folder = root / f"run_{run}"
+        folder.mkdir(parents=True)
+        with (folder / "execution_events.jsonl").open("w") as handle:
+            for i in range(lines):
+                at = CLOCK - dt.timedelta(hours=10) + step * i
+                event = {
+                    "tag": f"oi_{run}_{i}",
+                    "status": "Filled" if i % 3 else "Submitted",
+                    "order_id": i,
+                    "filled": 10 if i % 3 else 0,
+                    "fill_price": 101.25,
+                    "time": _stamp(at),
+                    "symbol": "AAPL",
+                    "direction": "Buy",
+                    "exec_id": f"e{run}.{i}",
+                    "message": "",
+                }
+                handle.write(json.dumps(event) + "\n")
+        folders.append(folder)
+    return folders
+
+
+def _stale_insert(*, label: str, count: int, run_ids: list[int | None], created: dt.datetime) -> list[int]:
+    from recovery.models import TradeOrder
+
+    rows = [
+        TradeOrder(
+            client_order_id=f"{label}-{i:06d}",
+            run_id=run_ids[i % len(run_ids)],
+            symbol="AAPL",
+            side="BUY",
+            quantity=10,
+            order_type="MKT",
+            status="NEW",
+            filled_quantity=0,
+            params={},
+            created_at=created,
+            updated_at=created,
+        )
+        for i in range(count)
+    ]
+    for start in range(0, len(rows), 5000):
+        TradeOrder.objects.bulk_create(rows[start : start + 5000])
+    return list(
+        TradeOrder.objects.filter(client_order_id__startswith=f"{label}-").values_list("id", flat=True)
+    )
+
+
+def evidence_measure(*, root: Path, runs: int, orders: int, lines: int, repeats: int) -> dict[str, Any]:
+    from recovery import selectors
+    from recovery.config import AutoRecoveryConfig
+    from recovery.models import TradeOrder, TradeRun
+    from recovery.services import sweep_run
+
+    folders = _folders_write(root, runs=runs, lines=lines)
+    with_folders = [
+        TradeRun.objects.create(
+            project_id=1, mode="paper", status="running", params={"lean_execution": {"output_dir": str(f)}}
+        ).pk
+        for f in folders
+    ]
+    without = [TradeRun.objects.create(project_id=1, mode="paper", status="running").pk for _ in folders]
+    created = CLOCK - dt.timedelta(hours=1)
+    samples: dict[str, list[float]] = {"gather": [], "recovery": [], "recovery_no_folders": []}
+    gathered_report: dict[str, Any] = {}
+    for repeat in range(repeats):
+        sides = (
+            ("recovery", "recovery_no_folders") if repeat % 2 == 0 else ("recovery_no_folders", "recovery")
+        )
+        for side in sides:
+            run_ids = with_folders if side == "recovery" else without
+            ids = _stale_insert(label=f"{side}-{repeat}", count=orders, run_ids=run_ids, created=created)
+            if side == "recovery":
+                rows = list(TradeOrder.objects.filter(pk__in=ids))
+                facts = selectors.run_facts_get(r.run_id for r in rows)
+                snapshots = [
+                    selectors.order_snapshot(r, runs=selectors.run_projects_get(facts)) for r in rows
+                ]
+                sweep = selectors.sweep_gates_get(config=AutoRecoveryConfig(), now=CLOCK, probe=False)
+                seconds, gathered = _timed(
+                    lambda o=snapshots, f=facts, s=sweep: selectors.evidence_get(
+                        orders=o, runs=f, sweep=s, now=CLOCK
+                    )
+                )
+                samples["gather"].append(seconds)
+                gathered_report = gathered.report
+            seconds, result = _timed(lambda: sweep_run(now=CLOCK, actor="bench", limit=orders))
+            if result.replaced != orders:
+                raise RuntimeError(f"{side}: expected {orders} replacements, got {result.counts()}")
+            samples[side].append(seconds)
+    medians = {k: statistics.median(v) for k, v in samples.items()}
+    return {
+        "samples": samples,
+        "medians": medians,
+        "gather_share_of_recovery": medians["gather"] / medians["recovery"],
+        "recovery_vs_no_folders": medians["recovery"] / medians["recovery_no_folders"],
+        "file_bytes": sum((f / "execution_events.jsonl").stat().st_size for f in folders),
+        "gathered": gathered_report,
+    }
+
+
+def backlog_measure(*, backlog: int, repeats: int) -> dict[str, Any]:
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    from recovery.models import TradeGuardState, TradeRun
+    from recovery.routers import trading_alias
+    from recovery.services import sweep_run
+
+    TradeGuardState.objects.create(
+        project_id=HALTED_PROJECT, mode="paper", trade_date=NY_TODAY, status="halted"
+    )
+    halted_runs = [
+        TradeRun.objects.create(project_id=HALTED_PROJECT, mode="paper", status="running").pk
+        for _ in range(10)
+    ]
+    created = CLOCK - dt.timedelta(minutes=30)
+    _stale_insert(label="halted", count=backlog, run_ids=halted_runs, created=created)
+    healthy = _stale_insert(
+        label="healthy", count=5, run_ids=[None], created=created + dt.timedelta(minutes=1)
+    )
+    with connections[trading_alias()].cursor() as cursor:
+        cursor.execute("ANALYZE TABLE trade_orders")
+        cursor.fetchall()
+    first = sweep_run(now=CLOCK, actor="bench", limit=200)
+    recovered = sorted(o.id for o in first.orders if o.decision.value == "replace")
+    if recovered != sorted(healthy):
+        raise RuntimeError(f"the healthy orders behind the backlog were not recovered: {first.counts()}")
+    idle_clock = created - dt.timedelta(minutes=5)  # before any of them was stale: nothing to do
+    connection = connections[trading_alias()]
+    queries: dict[str, int] = {}
+    for side, clock in (("backlog", CLOCK), ("idle", idle_clock)):
+        with CaptureQueriesContext(connection) as captured:
+            result = sweep_run(now=clock, actor="bench")
+        queries[side] = len(captured)
+        if side == "idle" and result.scanned:
+            raise RuntimeError(f"the idle sweep found candidates: {result.counts()}")
+        if side == "backlog" and result.reasons() != {"guard_halted": backlog}:
+            raise RuntimeError(f"the backlog sweep should only skip: {result.reasons()}")
+    samples: dict[str, list[float]] = {"backlog": [], "idle": []}
+    for repeat in range(repeats):
+        for side in ("backlog", "idle") if repeat % 2 == 0 else ("idle", "backlog"):
+            seconds, _ = _timed(
+                lambda s=side: sweep_run(now=CLOCK if s == "backlog" else idle_clock, actor="bench")
+            )
+            samples[side].append(seconds)
+    medians = {k: statistics.median(v) for k, v in samples.items()}
+    return {
+        "backlog": backlog,
+        "healthy_recovered_behind_it": len(recovered),
+        "first_run_counts": first.counts(),
+        "queries": queries,
+        "samples": samples,
+        "medians": medians,
+        "ratio": medians["backlog"] / medians["idle"],
+    }
+
+
+def table_text(evidence: dict[str, Any], backlog: dict[str, Any], args: argparse.Namespace) -> str:
+    m, b = evidence["medians"], backlog["medians"]
+    lines = [
+        f"(d) evidence: {args.orders} stale orders over {args.runs} run folders, "
+        f"{args.lines:,}-line event files ({evidence['file_bytes'] / 1e6:,.1f} MB on disk)",
+        f"    gathering alone            {m['gather'] * 1000:9.1f} ms  "
+        f"({evidence['gathered'].get('events_bytes_read', 0) / 1e6:,.1f} MB, "
+        f"{evidence['gathered'].get('events_lines_read', 0):,} lines read)",
+        f"    recovery, with the folders {m['recovery'] * 1000:9.1f} ms  "
+        f"gathering = {evidence['gather_share_of_recovery']:.2f} of it",
+        f"    recovery, no folders       {m['recovery_no_folders'] * 1000:9.1f} ms  "
+        f"with folders / without = {evidence['recovery_vs_no_folders']:.2f}x",
+        f"(e) a sweep behind {backlog['backlog']:,} always-skipped stale orders "
+        f"({backlog['healthy_recovered_behind_it']} healthy ones behind them recovered on the first run)",
+        f"    behind the backlog         {b['backlog'] * 1000:9.1f} ms  "
+        f"{backlog['queries']['backlog']} queries",
+        f"    idle sweep, same table     {b['idle'] * 1000:9.1f} ms  {backlog['queries']['idle']} queries",
+        f"    ratio {backlog['ratio']:.2f}x (target within {MAX_BACKLOG_RATIO:.0f}x): "
+        + ("PASS" if backlog["ratio"] <= MAX_BACKLOG_RATIO else "FAIL"),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tradeops.settings_test"
+    os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+    import logging
+
+    import django
+
+    django.setup()
+    logging.getLogger("recovery").setLevel(logging.WARNING)  # one INFO line per recovered order
+    from django.test.utils import override_settings
+
+    from bench import database
+    from recovery.models import IbSettings, TradeSettings
+
+    database.bench_database_create()
+    try:
+        TradeSettings.objects.create(
+            auto_recovery={"max_replacements_per_sweep": 1000, "allow_replace_outside_rth": True}
+        )
+        IbSettings.objects.create(api_mode="mock")
+        with tempfile.TemporaryDirectory() as bridge, override_settings(LEAN_BRIDGE_ROOT=Path(bridge)):
+            evidence = evidence_measure(
+                root=Path(bridge), runs=args.runs, orders=args.orders, lines=args.lines, repeats=args.repeats
+            )
+            backlog = backlog_measure(backlog=args.backlog, repeats=args.repeats)
+        print(table_text(evidence, backlog, args))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        facts = {
+            **database.server_facts(),
+            **database.git_facts(),
+            "arguments": {k: str(v) for k, v in vars(args).items()},
+        }
+        args.json.write_text(json.dumps({"facts": facts, "evidence": evidence, "backlog": backlog}, indent=2))
+        print(f"JSON: {args.json}")
+        return 0 if backlog["ratio"] <= MAX_BACKLOG_RATIO else 1
+    finally:
+        database.bench_database_drop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
