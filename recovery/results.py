@@ -90,6 +90,7 @@ class SweepResult:
     # Skipped orders counted but not listed in `orders` (by reason): past the listing bound,
     # or left out by the candidate query because a gate skips them anyway (sweep_plan).
     omitted: dict[str, int] = field(default_factory=dict)
+    omitted_capped: list[str] = field(default_factory=list)  # reasons with more than `omitted` says
 
     @property
     def scanned(self) -> int:
@@ -145,5 +146,6 @@ class SweepResult:
             "gates": self.gates,
             "orders": [o.as_dict() for o in self.orders],
             "omitted": dict(sorted(self.omitted.items())),
+            "omitted_capped": sorted(self.omitted_capped),
             "left_alone": [a.as_dict() for a in self.left_alone],
         }

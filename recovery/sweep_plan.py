@@ -42,6 +42,10 @@ from recovery.results import OrderOutcome
 SKIPPED_LISTED_MAX = 500
 # Orders left out by the query, listed per reason (the rest counted).
 HELD_BACK_LISTED_MAX = 20
+# ... and counted up to this many per reason: counting them all would make a run behind a
+# huge backlog pay a row lookup per skipped order, the cost the query avoids. Past it, the
+# count is a floor and the result says so (`omitted_capped`).
+HELD_BACK_COUNT_MAX = 10_000
 
 MSG_HELD_BACK = "left out of this run's candidate query: {why}"
 
@@ -51,6 +55,7 @@ class Plan:
     decided: list[tuple[OrderSnapshot, Decision]] = field(default_factory=list)
     held_back: list[OrderOutcome] = field(default_factory=list)  # listed, skipped by the query
     omitted: Counter[str] = field(default_factory=Counter)  # skipped, counted only
+    omitted_capped: set[str] = field(default_factory=set)  # reasons whose count is a floor
     runs: dict[int, tuple[int, str]] = field(default_factory=dict)
     evidence: dict[int, OrderEvidence] = field(default_factory=dict)
     evidence_report: dict[str, Any] = field(default_factory=dict)
@@ -182,10 +187,13 @@ def _held_back_report(
         if earlier is not None:
             orders = orders.exclude(earlier)
         earlier = q if earlier is None else earlier | q
-        count = orders.count()
+        count = orders[: HELD_BACK_COUNT_MAX + 1].count()
         if not count:
             continue
         shown = wide[0] if wide is not None else reason
+        if count > HELD_BACK_COUNT_MAX:
+            count = HELD_BACK_COUNT_MAX
+            plan.omitted_capped.add(str(shown))
         why = MSG_HELD_BACK.format(why=_held_back_why(reason))
         listed = list(
             orders.order_by("created_at", "id").values_list("id", "client_order_id", "created_at")[

@@ -264,6 +264,27 @@ def fragment_tags(fragment: bytes) -> list[str] | None:
     return found or None
 
 
+_SIMPLE_TAG = re.compile(rb'"tag"\s*:\s*"([^"\\]*)"')
+_SIMPLE_TIME = re.compile(rb'"time"\s*:\s*"([^"\\]*)"')
+
+
+def line_glance(line: bytes) -> tuple[str, datetime | None] | None:
+    """(tag, time) of a one-object line without parsing it; None when that is not certain.
+
+    Most lines of a run's event file are about other orders: only their time matters (to
+    know where to stop). One unescaped "tag" and at most one "time" are read with a regex;
+    anything less plain (escapes, a repeated key, not an object) goes to the full parser.
+    """
+    if not (line.startswith(b"{") and line.endswith(b"}")):
+        return None
+    tags = _SIMPLE_TAG.findall(line)
+    if len(tags) != 1 or line.count(b'"tag"') != 1:
+        return None
+    times = _SIMPLE_TIME.findall(line)
+    moment = iso_parse(times[0].decode("utf-8", "replace")) if len(times) == 1 else None
+    return tags[0].decode("utf-8", "replace").strip(), moment
+
+
 def command_result_parse(raw: bytes, *, path: str) -> tuple[Sighting | None, str | None]:
     """(sighting, problem): a result file's status, or why it cannot be understood."""
     try:

@@ -44,6 +44,7 @@ from recovery.gates.evidence import (
     event_time,
     evidence_combine,
     fragment_tags,
+    line_glance,
 )
 
 CHUNK_BYTES = 256 * 1024
@@ -287,6 +288,11 @@ def _line_take(
     if not text:
         return False
     findings.lines += 1
+    glance = line_glance(text)
+    if glance is not None and glance[0] not in wanted:
+        # Another order's event: only its time counts, and parsing it whole would cost
+        # most of the read (a run's file is mostly other orders' lines).
+        return glance[1] is not None and glance[1] < since
     event = event_line_parse(text)
     if event is None:
         named = fragment_tags(text)

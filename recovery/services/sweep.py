@@ -77,6 +77,7 @@ def sweep_run(
         gates=plan.report,
         would_replace=plan.would_replace,
         omitted=dict(plan.omitted),
+        omitted_capped=sorted(plan.omitted_capped),
     )
     _log_settings_warnings(result)
     if order_ids is not None:

@@ -20,6 +20,7 @@ from recovery.gates.evidence import (
     evidence_combine,
     evidence_covers,
     fragment_tags,
+    line_glance,
     order_tags,
     submit_command_get,
 )
@@ -261,3 +262,30 @@ def test_evidence_covers_the_order_only_while_its_tags_and_command_stay() -> Non
     assert not evidence_covers(evidence, params={"broker_order_tag": "new-tag"}, **same)
     assert not evidence_covers(evidence, params={"submit_command": {"command_id": "c9"}}, **same)
     assert evidence.as_dict()["tags"] == ["direct:55", "run7-AAPL-1"]
+
+
+# --- reading a line at a glance ----------------------------------------------------------------
+
+
+def test_a_plain_line_is_read_at_a_glance() -> None:
+    tag, moment = line_glance(b'{"tag": " oi_1 ", "status": "Filled", "time": "2026-11-24T15:00:00Z"}')
+    assert (tag, moment.isoformat()) == ("oi_1", "2026-11-24T15:00:00+00:00")
+    assert line_glance(b'{"tag": "oi_1", "status": "Filled"}') == ("oi_1", None)
+
+
+def test_an_escaped_tag_inside_a_message_does_not_fool_the_glance() -> None:
+    assert line_glance(b'{"message": "see \\"tag\\": \\"x\\"", "tag": "y"}') == ("y", None)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"tag": "a\\"b", "status": "Filled"}',  # an escape: the parser decides
+        b'{"tag": "a", "tag": "b"}',  # a repeated key: JSON takes the last, the parser decides
+        b'[{"tag": "a"}]',
+        b'{"tag": "a", "status": "Fil',
+        b'{"status": "Filled"}',
+    ],
+)
+def test_anything_less_plain_goes_to_the_parser(line: bytes) -> None:
+    assert line_glance(line) is None

@@ -10,7 +10,7 @@ from recovery.config import AutoRecoveryConfig
 from recovery.decisions import Reason
 from recovery.models import TradeOrder
 from recovery.services import sweep_run
-from recovery.sweep_plan import HELD_BACK_LISTED_MAX, SKIPPED_LISTED_MAX, sweep_plan
+from recovery.sweep_plan import HELD_BACK_COUNT_MAX, HELD_BACK_LISTED_MAX, SKIPPED_LISTED_MAX, sweep_plan
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order
 from recovery.tests.test_gates_evidence_read import event, write_events
@@ -95,6 +95,18 @@ def test_limit_bounds_the_orders_acted_on(trading) -> None:
     result = sweep_run(now=CLOCK, actor="test", limit=3)
     assert [o.id for o in result.orders] == [o.pk for o in orders[:3]]
     assert TradeOrder.objects.filter(pk__in=[o.pk for o in orders[3:]], status="NEW").count() == 2
+
+
+def test_held_back_counts_stop_at_their_bound_and_say_so(trading, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr("recovery.sweep_plan.HELD_BACK_COUNT_MAX", 25)
+    run_id = halted_run()
+    for i in range(30):
+        stale_order(age=900 - i, run_id=run_id)
+    result = sweep_run(now=CLOCK, actor="test")
+    assert result.reasons() == {"guard_halted": 25}
+    assert result.omitted_capped == ["guard_halted"]
+    assert result.as_dict()["omitted_capped"] == ["guard_halted"]
+    assert HELD_BACK_COUNT_MAX == 10_000
 
 
 def test_a_sweep_wide_gate_lists_the_first_limit_orders_and_stops(trading) -> None:
