@@ -21,6 +21,8 @@ from recovery.routers import is_trading_model, trading_alias
 AUTO_RECOVERY_PATCH = "deploy/mysql/patches/20260203_trade_settings_auto_recovery.sql"
 SWEEP_INDEX_PATCH = "deploy/mysql/patches/20260204_trade_orders_status_created_at_index.sql"
 SWEEP_INDEX_COLUMNS = ["status", "created_at"]
+HALTED_INDEX_PATCH = "deploy/mysql/patches/20261130_trade_orders_status_run_created_at_index.sql"
+HALTED_INDEX_COLUMNS = ["status", "run_id", "created_at"]
 
 MSG_UNREACHABLE = "cannot read the trading schema on database {alias!r}: {error}"
 MSG_MISSING_TABLE = "trading table {table!r} is missing on database {alias!r}"
@@ -35,17 +37,25 @@ HINT_COLUMN = (
 )
 HINT_AUTO_RECOVERY = f"apply {AUTO_RECOVERY_PATCH}"
 HINT_INDEX = f"the sweep would scan the whole table every run: apply {SWEEP_INDEX_PATCH}"
+MSG_MISSING_HALTED_INDEX = "trade_orders has no (status, run_id, created_at) index on database {alias!r}"
+HINT_HALTED_INDEX = (
+    f"on a day a project is halted, every run would read each of its stale orders: apply {HALTED_INDEX_PATCH}"
+)
 
 
 def _trading_models() -> list[Any]:
     return [m for m in apps.get_app_config("recovery").get_models() if is_trading_model(m)]
 
 
-def _has_sweep_index(constraints: dict[str, dict[str, Any]]) -> bool:
-    return any(
-        info.get("index") and list(info.get("columns") or [])[:2] == SWEEP_INDEX_COLUMNS
-        for info in constraints.values()
-    )
+def _index_kinds(indexes: Iterable[list[str]]) -> set[str]:
+    """Which of the indexes the sweep asks for are among `indexes` (column lists)."""
+    kinds = set()
+    for columns in indexes:
+        if columns[:2] == SWEEP_INDEX_COLUMNS:
+            kinds.add("sweep")
+        if columns[:3] == HALTED_INDEX_COLUMNS:
+            kinds.add("halted")
+    return kinds
 
 
 # MySQL/MariaDB: the whole schema in two information_schema queries. Cron runs this check
@@ -54,33 +64,31 @@ MYSQL_COLUMNS_SQL = (
     "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
     "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({tables})"
 )
-MYSQL_SWEEP_INDEX_SQL = (
-    "SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
-    "AND TABLE_NAME = 'trade_orders' GROUP BY INDEX_NAME "
-    "HAVING GROUP_CONCAT(CASE WHEN SEQ_IN_INDEX <= 2 THEN COLUMN_NAME END ORDER BY SEQ_IN_INDEX) "
-    "= 'status,created_at'"
+MYSQL_INDEXES_SQL = (
+    "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) FROM information_schema.STATISTICS "
+    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'trade_orders' GROUP BY INDEX_NAME"
 )
 
 
-def _schema_read(connection: BaseDatabaseWrapper, tables: list[str]) -> tuple[dict[str, set[str]], bool]:
-    """{table: its columns} for the tables that exist, and whether the sweep index does."""
+def _schema_read(connection: BaseDatabaseWrapper, tables: list[str]) -> tuple[dict[str, set[str]], set[str]]:
+    """{table: its columns} for the tables that exist, and which sweep indexes exist."""
     columns: dict[str, set[str]] = {}
     with connection.cursor() as cursor:
         if connection.vendor == "mysql":
             cursor.execute(MYSQL_COLUMNS_SQL.format(tables=", ".join(["%s"] * len(tables))), tables)
             for table, column in cursor.fetchall():
                 columns.setdefault(table, set()).add(column)
-            cursor.execute(MYSQL_SWEEP_INDEX_SQL)
-            return columns, cursor.fetchone() is not None
+            cursor.execute(MYSQL_INDEXES_SQL)
+            return columns, _index_kinds(str(row[0]).split(",") for row in cursor.fetchall())
         introspection = connection.introspection
         existing = set(introspection.table_names(cursor))
         for table in tables:
             if table in existing:
                 columns[table] = {c.name for c in introspection.get_table_description(cursor, table)}
-        indexed = "trade_orders" in existing and _has_sweep_index(
-            introspection.get_constraints(cursor, "trade_orders")
-        )
-        return columns, indexed
+        if "trade_orders" not in existing:
+            return columns, set()
+        constraints = introspection.get_constraints(cursor, "trade_orders").values()
+        return columns, _index_kinds(list(c.get("columns") or []) for c in constraints if c.get("index"))
 
 
 def trading_schema_problems(connection: BaseDatabaseWrapper) -> list[checks.CheckMessage]:
@@ -118,9 +126,15 @@ def trading_schema_problems(connection: BaseDatabaseWrapper) -> list[checks.Chec
                         id="recovery.E002",
                     )
                 )
-    if "trade_orders" in columns and not indexed:
+    if "trade_orders" in columns and "sweep" not in indexed:
         problems.append(
             checks.Warning(MSG_MISSING_INDEX.format(alias=alias), hint=HINT_INDEX, id="recovery.W001")
+        )
+    if "trade_orders" in columns and "halted" not in indexed:
+        problems.append(
+            checks.Warning(
+                MSG_MISSING_HALTED_INDEX.format(alias=alias), hint=HINT_HALTED_INDEX, id="recovery.W002"
+            )
         )
     return problems
 

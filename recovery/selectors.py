@@ -78,6 +78,47 @@ def stale_candidates(*, now: dt.datetime, timeout_seconds: int) -> QuerySet[Trad
     )
 
 
+# Patch 20261130: lets the candidate query pass over halted runs' orders in the index.
+HALTED_RUNS_INDEX = "idx_trade_orders_status_run_created_at"
+INDEX_PRESENT_SQL = (
+    "SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
+    "AND TABLE_NAME = 'trade_orders' AND INDEX_NAME = %s LIMIT 1"
+)
+
+
+def trade_orders_index_present(name: str) -> bool:
+    """Whether trade_orders has the index `name` (MySQL/MariaDB; always False elsewhere)."""
+    connection = connections[trading_alias()]
+    if connection.vendor != "mysql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(INDEX_PRESENT_SQL, [name])
+        return cursor.fetchone() is not None
+
+
+def _sql_with_index(orders: QuerySet[Any], index: str) -> tuple[str, tuple[Any, ...]]:
+    """The queryset's SQL with FORCE INDEX on trade_orders (Django has no index hints).
+
+    Used only where the optimizer is known to pick the (status, created_at) index and then
+    look up every halted order's row: behind 100,000 of them, 156 ms against 1.6 ms.
+    """
+    sql, params = orders.query.sql_with_params()
+    table = connections[trading_alias()].ops.quote_name(TradeOrder._meta.db_table)
+    hinted = sql.replace(f"FROM {table}", f"FROM {table} FORCE INDEX (`{index}`)", 1)
+    return hinted, params
+
+
+def stale_order_count(orders: QuerySet[TradeOrder], *, at_most: int, index: str | None = None) -> int:
+    """How many of `orders` there are, counting no further than `at_most` + 1."""
+    capped = orders.values("pk")[: at_most + 1]
+    if index is None:
+        return capped.count()
+    sql, params = _sql_with_index(capped, index)
+    with connections[trading_alias()].cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM ({sql}) capped", params)
+        return int(cursor.fetchone()[0])
+
+
 def stale_order_list(
     *,
     now: dt.datetime,
@@ -86,12 +127,14 @@ def stale_order_list(
     order_ids: Sequence[int] | None = None,
     after: tuple[dt.datetime, int] | None = None,
     exclude: Q | None = None,
+    index: str | None = None,
 ) -> list[TradeOrder]:
     """Candidates, oldest first, at most `limit` (only among `order_ids` when given).
 
     `after`: the (created_at, id) of the last order of the previous batch (keyset paging,
     so a batch costs the same however far in it is). `exclude`: orders that are skipped
-    anyway (sweep_plan.held_back_filter), left out in SQL so they never hold others back.
+    anyway (sweep_plan), left out in SQL so they never hold others back. `index`: force
+    that index (it must exist: see trade_orders_index_present).
     """
     orders = stale_candidates(now=now, timeout_seconds=timeout_seconds)
     if order_ids is not None:
@@ -101,7 +144,11 @@ def stale_order_list(
         orders = orders.filter(Q(created_at__gt=created) | Q(created_at=created, pk__gt=last_id))
     if exclude is not None:
         orders = orders.exclude(exclude)
-    return list(orders.order_by("created_at", "id")[:limit])
+    orders = orders.order_by("created_at", "id")[:limit]
+    if index is None:
+        return list(orders)
+    sql, params = _sql_with_index(orders, index)
+    return list(TradeOrder.objects.db_manager(trading_alias()).raw(sql, params))
 
 
 def order_locked_get(*, order_id: int) -> TradeOrder | None:

@@ -45,7 +45,7 @@ HELD_BACK_LISTED_MAX = 20
 # ... and counted up to this many per reason: counting them all would make a run behind a
 # huge backlog pay a row lookup per skipped order, the cost the query avoids. Past it, the
 # count is a floor and the result says so (`omitted_capped`).
-HELD_BACK_COUNT_MAX = 10_000
+HELD_BACK_COUNT_MAX = 1_000
 
 MSG_HELD_BACK = "left out of this run's candidate query: {why}"
 
@@ -74,6 +74,13 @@ def sweep_plan(
     sweep = selectors.sweep_gates_get(config=config, now=now, probe=False)
     held = _held_back_filters(sweep) if order_ids is None else []
     exclude = _any(q for _, q in held)
+    # With halted runs left out, the (status, run_id, created_at) index of patch 20261130
+    # passes over their orders; without it the query still works, reading each of them.
+    index = (
+        selectors.HALTED_RUNS_INDEX
+        if sweep.halted and selectors.trade_orders_index_present(selectors.HALTED_RUNS_INDEX)
+        else None
+    )
     plan = Plan()
     batch_size = len(order_ids) if order_ids is not None else limit
     after: tuple[dt.datetime, int] | None = None
@@ -86,6 +93,7 @@ def sweep_plan(
             order_ids=order_ids,
             after=after,
             exclude=exclude,
+            index=index,
         )
         if not rows:
             break
@@ -113,7 +121,7 @@ def sweep_plan(
     plan.state = selectors.gates_state(sweep, evidence=plan.evidence)
     plan.report = selectors.gates_report(sweep, evidence=plan.evidence_report or None)
     if held:
-        _held_back_report(plan, held=held, config=config, now=now)
+        _held_back_report(plan, held=held, config=config, now=now, index=index)
     return plan
 
 
@@ -174,7 +182,12 @@ def _halted_q(halted: frozenset[tuple[int, str]]) -> Q:
 
 
 def _held_back_report(
-    plan: Plan, *, held: list[tuple[Reason, Q]], config: AutoRecoveryConfig, now: dt.datetime
+    plan: Plan,
+    *,
+    held: list[tuple[Reason, Q]],
+    config: AutoRecoveryConfig,
+    now: dt.datetime,
+    index: str | None,
 ) -> None:
     """Count the orders the query left out, by the reason decide() would give them; list a few."""
     assert plan.state is not None
@@ -187,7 +200,7 @@ def _held_back_report(
         if earlier is not None:
             orders = orders.exclude(earlier)
         earlier = q if earlier is None else earlier | q
-        count = orders[: HELD_BACK_COUNT_MAX + 1].count()
+        count = selectors.stale_order_count(orders, at_most=HELD_BACK_COUNT_MAX, index=index)
         if not count:
             continue
         shown = wide[0] if wide is not None else reason

@@ -8,7 +8,12 @@ import pytest
 from django.core.management import call_command
 from django.db import connections
 
-from recovery.checks import AUTO_RECOVERY_PATCH, SWEEP_INDEX_PATCH, trading_schema_problems
+from recovery.checks import (
+    AUTO_RECOVERY_PATCH,
+    HALTED_INDEX_PATCH,
+    SWEEP_INDEX_PATCH,
+    trading_schema_problems,
+)
 from recovery.routers import trading_alias
 from recovery.schema import FIXTURES_DIR, PATCHES_DIR, run_sql_script
 from recovery.tests.scratch import registered_connection, scratch_database
@@ -33,7 +38,8 @@ def _reference_schema_without_patches(connection) -> None:  # noqa: ANN001
         run_sql_script(
             connection,
             "ALTER TABLE trade_settings DROP COLUMN auto_recovery;"
-            "DROP INDEX idx_trade_orders_status_created_at;",
+            "DROP INDEX idx_trade_orders_status_created_at;"
+            "DROP INDEX idx_trade_orders_status_run_created_at;",
         )
 
 
@@ -48,13 +54,15 @@ def test_unpatched_schema_reports_the_column_with_its_patch_and_the_index() -> N
     with scratch_database() as connection:
         _reference_schema_without_patches(connection)
         problems = trading_schema_problems(connection)
-    assert _ids(problems) == ["recovery.E002", "recovery.W001"]
+    assert _ids(problems) == ["recovery.E002", "recovery.W001", "recovery.W002"]
     column = next(p for p in problems if p.id == "recovery.E002")
     assert "trade_settings.auto_recovery" in column.msg
     assert column.hint == f"apply {AUTO_RECOVERY_PATCH}"
     index = next(p for p in problems if p.id == "recovery.W001")
     assert SWEEP_INDEX_PATCH in index.hint
     assert index.is_serious() is False and column.is_serious() is True
+    halted = next(p for p in problems if p.id == "recovery.W002")
+    assert HALTED_INDEX_PATCH in halted.hint and halted.is_serious() is False
 
 
 def test_missing_table_is_an_error() -> None:
@@ -77,10 +85,15 @@ def test_patched_reference_schema_has_no_problem() -> None:
     with scratch_database() as connection:
         _reference_schema_without_patches(connection)
         run_sql_script(connection, (PATCHES_DIR / "20260203_trade_settings_auto_recovery.sql").read_text())
-        assert _ids(trading_schema_problems(connection)) == ["recovery.W001"]
+        assert _ids(trading_schema_problems(connection)) == ["recovery.W001", "recovery.W002"]
         run_sql_script(
             connection,
             (PATCHES_DIR / "20260204_trade_orders_status_created_at_index.sql").read_text(),
+        )
+        assert _ids(trading_schema_problems(connection)) == ["recovery.W002"]
+        run_sql_script(
+            connection,
+            (PATCHES_DIR / "20261130_trade_orders_status_run_created_at_index.sql").read_text(),
         )
         assert trading_schema_problems(connection) == []
 

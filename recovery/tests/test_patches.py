@@ -19,6 +19,7 @@ def _database_access(django_db_setup, django_db_blocker):  # noqa: ANN001, ANN20
 
 AUTO_RECOVERY = PATCHES_DIR / "20260203_trade_settings_auto_recovery.sql"
 SWEEP_INDEX = PATCHES_DIR / "20260204_trade_orders_status_created_at_index.sql"
+HALTED_INDEX = PATCHES_DIR / "20261130_trade_orders_status_run_created_at_index.sql"
 
 
 def _fetch(connection, sql: str, params: list | None = None) -> list[tuple]:  # noqa: ANN001
@@ -89,3 +90,19 @@ def test_patches_work_without_a_schema_migrations_table() -> None:
         assert "auto_recovery" in names
         tables = _fetch(connection, "SHOW TABLES LIKE 'schema_migrations'")
         assert tables == []
+
+
+def test_halted_runs_index_patch_twice() -> None:
+    with scratch_database() as connection:
+        run_sql_script(connection, (FIXTURES_DIR / "trading_schema.mysql.sql").read_text())
+        for _ in range(2):
+            run_sql_script(connection, HALTED_INDEX.read_text())
+        index = _fetch(
+            connection,
+            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = 'trade_orders' AND INDEX_NAME = 'idx_trade_orders_status_run_created_at' "
+            "ORDER BY SEQ_IN_INDEX",
+        )
+        assert [row[0] for row in index] == ["status", "run_id", "created_at"]
+        ledger = _fetch(connection, "SELECT version FROM schema_migrations ORDER BY id")
+        assert ledger == [("20261130_trade_orders_status_run_created_at_index",)]

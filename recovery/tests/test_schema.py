@@ -47,6 +47,7 @@ def test_patches_are_found_in_order() -> None:
     assert names == [
         "20260203_trade_settings_auto_recovery.sql",
         "20260204_trade_orders_status_created_at_index.sql",
+        "20261130_trade_orders_status_run_created_at_index.sql",
     ]
 
 

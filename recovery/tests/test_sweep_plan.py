@@ -106,7 +106,7 @@ def test_held_back_counts_stop_at_their_bound_and_say_so(trading, monkeypatch) -
     assert result.reasons() == {"guard_halted": 25}
     assert result.omitted_capped == ["guard_halted"]
     assert result.as_dict()["omitted_capped"] == ["guard_halted"]
-    assert HELD_BACK_COUNT_MAX == 10_000
+    assert HELD_BACK_COUNT_MAX == 1_000
 
 
 def test_a_sweep_wide_gate_lists_the_first_limit_orders_and_stops(trading) -> None:
