@@ -24,6 +24,7 @@ class OrderOutcome:
     detail: str | None = None
     replacement_id: int | None = None
     replacement_client_order_id: str | None = None
+    held_by_breaker: Reason | None = None  # circuit_open: the reason it would have got otherwise
 
     @classmethod
     def of(cls, order_id: int, client_order_id: str, decided: Decision, /, **changes: Any) -> OrderOutcome:
@@ -49,6 +50,7 @@ class OrderOutcome:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["decision"], data["reason"] = str(self.decision), str(self.reason)
+        data["held_by_breaker"] = str(self.held_by_breaker) if self.held_by_breaker else None
         return data
 
 

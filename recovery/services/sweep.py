@@ -115,7 +115,14 @@ def _circuit_open(result: SweepResult, decided: list[tuple[OrderSnapshot, Decisi
     """Too many replacements at once means something systemic: touch nothing, say so loudly."""
     result.circuit_open = True
     result.orders = [
-        OrderOutcome.of(s.id, s.client_order_id, d, decision=Action.SKIP, reason=Reason.CIRCUIT_OPEN)
+        OrderOutcome.of(
+            s.id,
+            s.client_order_id,
+            d,
+            decision=Action.SKIP,
+            reason=Reason.CIRCUIT_OPEN,
+            held_by_breaker=d.reason,
+        )
         for s, d in decided
     ]
     logger.error(

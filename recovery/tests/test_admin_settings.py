@@ -292,7 +292,9 @@ def test_save_that_changes_nothing_writes_nothing(admin_client, row: TradeSettin
         (
             "blackout_windows",
             "25:00-01:00",
-            MSG_BLACKOUT_WINDOW.format(item="25:00-01:00", problem="start '25:00' is not HH:MM"),
+            MSG_BLACKOUT_WINDOW.format(
+                item="25:00-01:00", problem="start '25:00': hour 25 is out of range (00 to 23)"
+            ),
         ),
         (
             "blackout_windows",

@@ -225,7 +225,7 @@ def test_each_invalid_key_is_reported_and_the_valid_ones_beside_it_still_apply()
     assert reasons["new_timeout_seconds"] == WHY_INT
     assert reasons["max_price_deviation_pct"] == WHY_RANGE.format(low=0, high=100)
     assert reasons["allow_replace_outside_rth"] == WHY_BOOL
-    assert "'24:00' is not HH:MM" in reasons["blackout_windows"]
+    assert "'24:00': hour 24 is out of range (00 to 23)" in reasons["blackout_windows"]
 
 
 # --- a column that holds no JSON object ------------------------------------------------------
@@ -360,10 +360,12 @@ def test_window_as_dict_writes_hh_mm() -> None:
     ("windows", "problem"),
     [
         ([window("09:30", "09:30")], "start equals end"),
-        ([window("24:00", "01:00")], "start '24:00' is not HH:MM"),
-        ([window("23:00", "24:00")], "end '24:00' is not HH:MM"),
+        ([window("24:00", "01:00")], "start '24:00': hour 24 is out of range (00 to 23)"),
+        ([window("23:00", "24:00")], "end '24:00': hour 24 is out of range (00 to 23)"),
+        ([window("25:99", "26:00")], "start '25:99': hour 25 is out of range (00 to 23)"),
         ([window("9:30", "10:00")], "start '9:30' is not HH:MM"),
-        ([window("09:60", "10:00")], "start '09:60' is not HH:MM"),
+        ([window("09:60", "10:00")], "start '09:60': minute 60 is out of range (00 to 59)"),
+        ([window("٩٩:30", "10:00")], "start '٩٩:30' is not HH:MM"),
         ([window("0930", "1000")], "start '0930' is not HH:MM"),
         ([window("09:30:00", "10:00")], "start '09:30:00' is not HH:MM"),
         ([window(" 09:30", "10:00")], "start ' 09:30' is not HH:MM"),
