@@ -44,8 +44,7 @@ MSG_DONE = (
 MSG_BREAKER = "Circuit breaker open: {count} orders would have been re-placed; nothing was changed."
 MSG_TOO_MANY = f"Select at most {MAX_SELECTED} orders at a time."
 MSG_TICK_BREAKER = (
-    "Nothing was run: tick this box to re-place {count} orders past the circuit breaker, "
-    "or go back."
+    "Nothing was run: tick this box to re-place {count} orders past the circuit breaker, or go back."
 )
 MSG_DIFFERS = "The result differs from the preview you confirmed: {lines}."
 

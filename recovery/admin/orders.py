@@ -92,8 +92,6 @@ def audit_link(order_ids: list[int], label: str) -> str:
     return format_html('<a href="{}">{}</a>', url, label)
 
 
-
-
 def _fate_html(fate: Fate | None) -> SafeString | str:
     if fate is None:
         return "-"
