@@ -122,7 +122,7 @@ def _why(reason: Reason, outcome: Mapping[str, Any], settings: Mapping[str, Any]
     if reason is Reason.REPLACED and deviation is not None:
         return f"quote {_price(quote or 0)}, {_pct(deviation)} from the limit"
     detail = outcome.get("detail")
-    if isinstance(detail, str) and detail and reason not in (Reason.RETRIES_EXHAUSTED, Reason.REPLACED):
+    if isinstance(detail, str) and detail and reason is not Reason.REPLACED:
         return f"{why} ({detail})"
     return why
 
