@@ -63,13 +63,13 @@ class AuditLogAdmin(ReadOnlyLargeTableAdmin):
     )
 
     def get_fields(self, request: HttpRequest, obj: AuditLog | None = None) -> list[str]:
-        # What a person reads first (links, the decisions, the settings diff), the raw JSON last.
-        fields = ["id", "when", "actor", "action", "resource", "summary", "links"]
+        # What a person reads first (a sweep's decisions, a settings diff, the links), the raw JSON last.
+        facts = ["when", "actor", "action", "resource", "id"]
         if obj is not None and obj.action == ACTION_SWEEP:
-            fields.append("decisions")
+            return ["decisions", "summary", *facts, "detail_raw"]
         if obj is not None and obj.action == ACTION_SETTINGS_UPDATE:
-            fields.append("settings_changes")
-        return [*fields, "detail_raw"]
+            return ["summary", "settings_changes", *facts, "detail_raw"]
+        return ["summary", "links", *facts, "detail_raw"]
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         return {}  # not even delete_selected

@@ -16,7 +16,7 @@ from recovery.labels import reason_label
 from recovery.models import AuditLog
 
 SUMMARY_LENGTH = 160
-DECISION_COLUMNS = ("order", "age", "what happened, and why", "replacement", "detail")
+DECISION_COLUMNS = ("order", "what happened, and why", "replacement", "age", "detail")
 
 
 def order_link(order_id: Any, client_order_id: Any = None) -> SafeString | str:
@@ -150,15 +150,17 @@ def sweep_decisions(entry: AuditLog) -> SafeString | str:
         return "-"
     body = format_html_join(
         "",
-        "<tr><td>{}</td><td>{}</td>"
-        '<td>{} <code class="reason-code">{}</code></td><td>{}</td><td>{}</td></tr>',
+        '<tr><td data-label="order">{}</td>'
+        '<td class="fate-cell" data-label="what happened">{} <code class="reason-code">{}</code></td>'
+        '<td data-label="replacement">{}</td><td data-label="age">{}</td>'
+        '<td data-label="detail">{}</td></tr>',
         (
             (
                 order_link(r.get("id"), r.get("client_order_id")),
-                r["age"],
                 format_html('<span class="fate fate-{}">{}</span>', r["fate"].action, r["fate"].label),
                 r["fate"].code,
                 order_link(r.get("replacement_id"), r.get("replacement_client_order_id")),
+                r["age"],
                 r.get("detail") or "",
             )
             for r in rows
@@ -166,7 +168,7 @@ def sweep_decisions(entry: AuditLog) -> SafeString | str:
     )
     head = format_html_join("", "<th>{}</th>", ((h,) for h in DECISION_COLUMNS))
     return format_html(
-        '<div class="table-scroll"><table class="sweep-decisions">'
+        '<div class="table-scroll"><table class="sweep-decisions decision-cards">'
         "<thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>",
         head,
         body,

@@ -105,11 +105,13 @@ def _fate_html(fate: Fate | None) -> SafeString | str:
 
 @admin.register(TradeOrder)
 class TradeOrderAdmin(RecoveryActionMixin, ReadOnlyLargeTableAdmin):
-    list_display = ("id", "client_order_id", "order", "state", "created", "sweep_would", "chain")
+    # The answer next to the id: on a phone the first two columns are what shows.
+    list_display = ("order_ref", "sweep_would", "order", "state", "created", "chain")
+    list_display_links = ("order_ref",)
     list_filter = (StatusFilter, OrderTypeFilter, SideFilter, StaleNewFilter, CreatedByRecoveryFilter)
     search_help_text = "Exact id, client_order_id or symbol."
     search_fields = ("client_order_id",)  # shows the box; get_search_results does exact, indexed lookups
-    sortable_by = ("id", "created")
+    sortable_by = ("order_ref", "created")
     actions = ["recover_selected"]
     fields = (
         "id",
@@ -144,6 +146,10 @@ class TradeOrderAdmin(RecoveryActionMixin, ReadOnlyLargeTableAdmin):
         return queryset.filter(match), False
 
     # --- columns ------------------------------------------------------------------------
+    @admin.display(description="id / client_order_id", ordering="id")
+    def order_ref(self, order: TradeOrder) -> SafeString:
+        return format_html('#{}<br><small class="client-id">{}</small>', order.pk, order.client_order_id)
+
     @admin.display(description="order")
     def order(self, order: TradeOrder) -> str:
         limit = f" @ {order.limit_price:g}" if isinstance(order.limit_price, float) else ""
@@ -172,7 +178,7 @@ class TradeOrderAdmin(RecoveryActionMixin, ReadOnlyLargeTableAdmin):
     def sweep_would(self, order: TradeOrder) -> SafeString | str:
         return _fate_html(getattr(order, "fate", None))
 
-    @admin.display(description="recovery chain")
+    @admin.display(description="chain")
     def chain(self, order: TradeOrder) -> SafeString | str:
         params = order.params if isinstance(order.params, dict) else {}
         recovery = params.get("auto_recovery") if isinstance(params.get("auto_recovery"), dict) else {}

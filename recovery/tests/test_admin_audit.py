@@ -96,7 +96,7 @@ def test_sweep_detail_shows_its_decisions_first_and_the_json_folded(
     entry = AuditLog.objects.get(action=ACTION_SWEEP)
     body = admin_client.get(reverse("admin:recovery_auditlog_change", args=[entry.pk])).content.decode()
     assert 'class="audit-detail"' in body and "&quot;sweep_id&quot;: &quot;" in body
-    assert body.index('class="sweep-decisions"') < body.index('<details class="folded raw-json">')
+    assert body.index('class="sweep-decisions') < body.index('<details class="folded raw-json">')
     assert "aud-0-r1" in body and "aud-1-r1" in body
     assert "Cancel and re-place: nothing stops it" in body
 
