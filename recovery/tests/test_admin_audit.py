@@ -209,3 +209,14 @@ def test_viewer_without_permission_cannot_see_the_audit(
     user.user_permissions.set(Permission.objects.filter(codename="view_tradeorder"))
     client.force_login(user)
     assert client.get(reverse(CHANGELIST)).status_code == 403
+
+
+def test_a_refused_admin_page_is_a_403_in_the_admin_naming_the_permission(
+    client: Client, django_user_model
+) -> None:
+    user = django_user_model.objects.create_user(username="nobody2", password="pw", is_staff=True)
+    client.force_login(user)
+    response = client.get(reverse(CHANGELIST))
+    assert response.status_code == 403
+    body = response.content.decode()
+    assert 'id="site-name"' in body and "recovery.view_auditlog" in body
