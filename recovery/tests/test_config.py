@@ -9,6 +9,7 @@ from datetime import time
 import pytest
 
 from recovery.config import (
+    UNFILLED_DEFAULTS,
     WHOLE_COLUMN,
     WHY_BOOL,
     WHY_FLOAT,
@@ -21,6 +22,7 @@ from recovery.config import (
     BlackoutWindow,
     SettingsWarning,
     config_parse,
+    unfilled_parse,
 )
 
 DEFAULTS = {
@@ -392,3 +394,38 @@ def test_invalid_blackout_windows_fall_back_to_none_at_all(windows: object, prob
     assert warnings[0].value == windows
     assert warnings[0].reason.startswith('must be a list of {"start": "HH:MM", "end": "HH:MM"}')
     assert warnings[0].reason.endswith(f"({problem})")
+
+
+# --- the backend's unfilled_* keys: typed for the settings page, never read by the sweep ---
+
+
+def test_unfilled_keys_take_the_backends_defaults() -> None:
+    assert UNFILLED_DEFAULTS == {
+        "unfilled_timeout_seconds": 600,
+        "unfilled_reprice_interval_seconds": 0,
+        "unfilled_max_reprices": 0,
+        "unfilled_max_price_deviation_pct": 1.5,
+    }
+    assert unfilled_parse(None) == UNFILLED_DEFAULTS
+    assert unfilled_parse("not an object") == UNFILLED_DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "expected"),
+    [
+        ({"unfilled_timeout_seconds": 0}, "unfilled_timeout_seconds", 0),  # 0 = off is valid
+        ({"unfilled_timeout_seconds": 45.5}, "unfilled_timeout_seconds", 600),  # not an int: default
+        ({"unfilled_max_reprices": True}, "unfilled_max_reprices", 0),  # a bool is no int
+        ({"unfilled_max_reprices": 101}, "unfilled_max_reprices", 0),  # out of range
+        ({"unfilled_max_price_deviation_pct": 2}, "unfilled_max_price_deviation_pct", 2.0),
+        ({"unfilled_max_price_deviation_pct": float("nan")}, "unfilled_max_price_deviation_pct", 1.5),
+    ],
+)
+def test_unfilled_keys_are_typed_strictly(raw: dict, key: str, expected: object) -> None:
+    assert unfilled_parse(raw)[key] == expected
+
+
+def test_the_sweep_ignores_unfilled_keys() -> None:
+    config, warnings = config_parse({"unfilled_timeout_seconds": "soon", "new_timeout_seconds": 60})
+    assert warnings == [] and config.new_timeout_seconds == 60
+    assert "unfilled_timeout_seconds" not in config.as_dict()
