@@ -171,7 +171,10 @@ class TradeOrderAdmin(RecoveryActionMixin, ReadOnlyLargeTableAdmin):
     def created(self, order: TradeOrder) -> SafeString:
         age = age_text((timezone.now() - order.created_at).total_seconds())
         return format_html(
-            '{}<br><small class="age">{} ago</small>', f"{order.created_at:%Y-%m-%d %H:%M:%S}", age
+            '{}<br>{}<br><small class="age">{} ago</small>',
+            f"{order.created_at:%Y-%m-%d}",
+            f"{order.created_at:%H:%M:%S}",
+            age,
         )
 
     @admin.display(description="sweep would")
