@@ -16,7 +16,7 @@ from datetime import time
 from typing import Any
 
 WHOLE_COLUMN = "auto_recovery"
-_HHMM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")  # fullmatch: "$" lets "09:30\n" through
+_HHMM = re.compile(r"([0-9]{2}):([0-9]{2})")  # fullmatch: "$" lets "09:30\n" through
 _MAX_VALUE_TEXT = 200
 
 WHY_NOT_OBJECT = "not a JSON object: all defaults apply"
@@ -129,7 +129,12 @@ def blackout_window_parse(item: Any) -> BlackoutWindow | str:
         match = _HHMM.fullmatch(text) if isinstance(text, str) else None
         if match is None:
             return f"{name} {text!r} is not HH:MM"
-        parts.append(time(int(match.group(1)), int(match.group(2))))
+        hour, minute = int(match.group(1)), int(match.group(2))
+        if hour > 23:
+            return f"{name} {text!r}: hour {hour} is out of range (00 to 23)"
+        if minute > 59:
+            return f"{name} {text!r}: minute {minute} is out of range (00 to 59)"
+        parts.append(time(hour, minute))
     if parts[0] == parts[1]:
         return "start equals end"
     return BlackoutWindow(start=parts[0], end=parts[1])
@@ -165,6 +170,45 @@ VALIDATORS: dict[str, Callable[[Any], tuple[Any, str | None]]] = {
 }
 KNOWN_KEYS = frozenset(f.name for f in fields(AutoRecoveryConfig))
 assert KNOWN_KEYS == frozenset(VALIDATORS), "every setting needs a validator"
+
+# The backend's own keys in the same JSON, read by its live execution algorithm for broker
+# orders that stay unfilled. The sweep never reads them; the settings page edits them
+# typed, with the backend's defaults, so the whole auto_recovery object is editable there.
+UNFILLED_DEFAULTS: dict[str, Any] = {
+    "unfilled_timeout_seconds": 600,  # 0 = off
+    "unfilled_reprice_interval_seconds": 0,  # 0 = never re-price
+    "unfilled_max_reprices": 0,
+    "unfilled_max_price_deviation_pct": 1.5,
+}
+UNFILLED_RANGES: dict[str, tuple[int, int]] = {
+    "unfilled_timeout_seconds": (0, 86400),
+    "unfilled_reprice_interval_seconds": (0, 86400),
+    "unfilled_max_reprices": (0, 100),
+    "unfilled_max_price_deviation_pct": (0, 100),
+}
+UNFILLED_VALIDATORS: dict[str, Callable[[Any], tuple[Any, str | None]]] = {
+    "unfilled_timeout_seconds": _int_in(*UNFILLED_RANGES["unfilled_timeout_seconds"]),
+    "unfilled_reprice_interval_seconds": _int_in(*UNFILLED_RANGES["unfilled_reprice_interval_seconds"]),
+    "unfilled_max_reprices": _int_in(*UNFILLED_RANGES["unfilled_max_reprices"]),
+    "unfilled_max_price_deviation_pct": _float_in(*UNFILLED_RANGES["unfilled_max_price_deviation_pct"]),
+}
+# Every key the settings page edits as a typed field: the sweep's, then the backend's.
+EDITABLE_VALIDATORS = {**VALIDATORS, **UNFILLED_VALIDATORS}
+EDITABLE_KEYS = frozenset(EDITABLE_VALIDATORS)
+EDITABLE_RANGES = {**RANGES, **UNFILLED_RANGES}
+assert set(UNFILLED_DEFAULTS) == set(UNFILLED_VALIDATORS), "every backend key needs a default"
+
+
+def unfilled_parse(raw: Any) -> dict[str, Any]:
+    """The backend's unfilled_* values as it would use them: defaults for missing or invalid keys."""
+    values = dict(UNFILLED_DEFAULTS)
+    if isinstance(raw, Mapping):
+        for key, validate in UNFILLED_VALIDATORS.items():
+            if key in raw:
+                value, why = validate(raw[key])
+                if why is None:
+                    values[key] = value
+    return values
 
 
 def config_parse(raw: Any, *, row_exists: bool = True) -> tuple[AutoRecoveryConfig, list[SettingsWarning]]:

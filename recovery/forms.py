@@ -7,22 +7,48 @@ itself: the write is services.settings.auto_recovery_settings_update.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterable
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 
-from recovery.config import RANGES, VALIDATORS, BlackoutWindow, blackout_window_parse, config_parse
+from recovery.config import (
+    EDITABLE_KEYS,
+    EDITABLE_RANGES,
+    EDITABLE_VALIDATORS,
+    UNFILLED_DEFAULTS,
+    UNFILLED_VALIDATORS,
+    VALIDATORS,
+    blackout_window_parse,
+)
 from recovery.models import TradeSettings
 from recovery.routers import trading_alias
+from recovery.settings_form_values import (  # noqa: F401  (re-exported: the admin and tests use them)
+    MSG_OTHERS_JSON,
+    MSG_OTHERS_OBJECT,
+    auto_recovery_digest,
+    blackout_windows_text,
+    form_values,
+    json_or_none,
+    other_keys_parse,
+    posted,
+    posted_set,
+    same_shown,
+    shown_text,
+)
 
 MSG_CHANGED = (
     "This row was changed by someone else (the trading backend or another user) since you "
-    "opened it. Nothing was saved; reload the page to see the current values."
+    "opened it. Nothing was saved."
 )
+MSG_CHANGED_AGAIN = (
+    "Your input is kept below; fields you had not touched now show the stored values. "
+    "Check them and save again to apply your input over these changes."
+)
+MSG_CHANGE_LINE = "{key}: then {then}, now {now}"
+MSG_OTHERS_TYPED = "{key}: {why} (it is a typed setting: its field above checks the same rule)."
+MSG_OTHERS_CONFLICT = "{key} is {value} here but {field} in its field above: set it in one place."
 MSG_NO_DIGEST = (
     "The form did not carry the digest of the values it showed. Nothing was saved; "
     "reload the page and try again."
@@ -33,22 +59,6 @@ MSG_BLACKOUT_FORMAT = (
     '"{item}" is not.'
 )
 MSG_BLACKOUT_WINDOW = 'Window "{item}": {problem}.'
-
-
-# The widgets' min/max. config.VALIDATORS enforce the same ranges on the server (they do
-# not expose them); test_admin_settings checks that both agree.
-def auto_recovery_digest(value: Any) -> str:
-    """sha256 of the canonical JSON of a stored auto_recovery value, as Django hands it back.
-
-    A raw str (text that is not JSON, or a JSON string) is digested as its JSON encoding,
-    so the text '{"a":1}' and the object {"a": 1} never share a digest.
-    """
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def blackout_windows_text(windows: Iterable[BlackoutWindow]) -> str:
-    return ", ".join(f"{w.start:%H:%M}-{w.end:%H:%M}" for w in windows)
 
 
 def blackout_windows_parse(text: str) -> list[dict[str, str]]:
@@ -69,8 +79,8 @@ def blackout_windows_parse(text: str) -> list[dict[str, str]]:
 
 def _number(key: str, *, step: int | str) -> forms.NumberInput:
     # min/max as widget attributes only: min_value/max_value would add Django's own
-    # validators and messages next to config's.
-    low, high = RANGES[key]
+    # validators and messages next to config's (test_admin_settings checks they agree).
+    low, high = EDITABLE_RANGES[key]
     return forms.NumberInput(attrs={"min": low, "max": high, "step": step})
 
 
@@ -121,7 +131,39 @@ class AutoRecoverySettingsForm(forms.ModelForm):
             "HH:MM-HH:MM in New York time (24-hour), comma separated; a window may wrap midnight."
         ),
     )
+    unfilled_timeout_seconds = forms.IntegerField(
+        label="Unfilled timeout (seconds)",
+        widget=_number("unfilled_timeout_seconds", step=1),
+        help_text="The backend's live execution: cancel a broker order still unfilled after this "
+        "many seconds (0 to 86400; default 600); 0 = off. The sweep does not use it.",
+    )
+    unfilled_reprice_interval_seconds = forms.IntegerField(
+        label="Unfilled re-price interval (seconds)",
+        widget=_number("unfilled_reprice_interval_seconds", step=1),
+        help_text="The backend's live execution: re-price an unfilled limit order this often "
+        "(0 to 86400; default 0 = never re-price).",
+    )
+    unfilled_max_reprices = forms.IntegerField(
+        label="Unfilled max re-prices",
+        widget=_number("unfilled_max_reprices", step=1),
+        help_text="The backend's live execution: at most this many re-prices per order "
+        "(0 to 100; default 0).",
+    )
+    unfilled_max_price_deviation_pct = forms.FloatField(
+        label="Unfilled max price deviation (%)",
+        widget=_number("unfilled_max_price_deviation_pct", step="any"),
+        help_text="The backend's live execution: re-price only within this percentage of the "
+        "original limit (0 to 100; default 1.5).",
+    )
+    other_keys = forms.CharField(
+        required=False,
+        label="Other keys (JSON object)",
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60, "spellcheck": "false"}),
+        help_text="Keys neither this page nor the sweep knows, kept as they are unless you edit "
+        "them here. Must be a JSON object; {} means none.",
+    )
     digest = forms.CharField(required=False, widget=forms.HiddenInput)
+    shown = forms.CharField(required=False, widget=forms.HiddenInput)  # the stored value as opened
 
     class Meta:
         model = TradeSettings
@@ -129,26 +171,43 @@ class AutoRecoverySettingsForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        stored = self.instance.auto_recovery
-        config, _ = config_parse(stored)  # defaults for missing and invalid keys
-        initial = config.as_dict()
-        initial["blackout_windows"] = blackout_windows_text(config.blackout_windows)
-        initial["digest"] = auto_recovery_digest(stored)
-        for name, value in initial.items():
+        self.changes_since_opened: list[tuple[str, str, str]] = []
+        for name, value in form_values(self.instance.auto_recovery).items():
             self.initial.setdefault(name, value)
 
     def clean_blackout_windows(self) -> list[dict[str, str]]:
         return blackout_windows_parse(self.cleaned_data["blackout_windows"])
 
+    def clean_other_keys(self) -> dict[str, Any] | None:
+        """None when the form did not send the box (the keys then stay exactly as stored)."""
+        if "other_keys" not in self.data:
+            return None
+        return other_keys_parse(self.cleaned_data["other_keys"])
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        for key, validate in VALIDATORS.items():
+        for key, validate in EDITABLE_VALIDATORS.items():
             if key in cleaned:
                 _, why = validate(cleaned[key])
                 if why is not None:
                     self.add_error(key, ValidationError(MSG_INVALID.format(why=why), code="invalid"))
+        others = cleaned.get("other_keys")
+        if isinstance(others, dict):
+            self._typed_keys_in_others_check(others, cleaned)
         self._row_unchanged_check(cleaned.get("digest") or "")
         return cleaned
+
+    def _typed_keys_in_others_check(self, others: dict[str, Any], cleaned: dict[str, Any]) -> None:
+        for key in sorted(set(others) & EDITABLE_KEYS):
+            value, why = EDITABLE_VALIDATORS[key](others[key])
+            if why is not None:
+                message = MSG_OTHERS_TYPED.format(key=key, why=why)
+            elif key in cleaned and value != EDITABLE_VALIDATORS[key](cleaned[key])[0]:
+                shown = json.dumps(others[key])
+                message = MSG_OTHERS_CONFLICT.format(key=key, value=shown, field=json.dumps(cleaned[key]))
+            else:
+                continue  # the same value as its field: harmless, the field writes it
+            self.add_error("other_keys", ValidationError(message, code="typed_key"))
 
     def _row_unchanged_check(self, shown: str) -> None:
         """Lock the row; refuse if its auto_recovery is no longer the value the form showed.
@@ -165,9 +224,47 @@ class AutoRecoverySettingsForm(forms.ModelForm):
             .filter(pk=self.instance.pk)
             .first()
         )
-        if current is None or auto_recovery_digest(current.auto_recovery) != shown:
+        if current is None:
             raise ValidationError(MSG_CHANGED, code="changed")
+        if auto_recovery_digest(current.auto_recovery) != shown:
+            self._show_changes(current.auto_recovery)
+            raise ValidationError([MSG_CHANGED, *self._change_lines(), MSG_CHANGED_AGAIN], code="changed")
+
+    def _show_changes(self, current: Any) -> None:
+        """Keep the user's input; bring untouched fields up to date; arm the form for a re-save."""
+        now = form_values(current)
+        data = self.data.copy()
+        # Without the value the page was opened with there is nothing to compare: re-arm only.
+        then = form_values(json_or_none(self.data.get("shown"))) if self.data.get("shown") else now
+        for name in (*EDITABLE_VALIDATORS, "other_keys"):
+            if same_shown(then.get(name), now.get(name)):
+                continue
+            self.changes_since_opened.append((name, shown_text(then.get(name)), shown_text(now.get(name))))
+            if same_shown(posted(self.data, name, self.fields[name]), then.get(name)):
+                posted_set(data, name, self.fields[name], now.get(name))
+        data["digest"], data["shown"] = now["digest"], now["shown"]
+        self.data = data
+
+    def _change_lines(self) -> list[str]:
+        return [MSG_CHANGE_LINE.format(key=k, then=t, now=n) for k, t, n in self.changes_since_opened]
 
     def auto_recovery_values(self) -> dict[str, Any]:
-        """The seven typed values as JSON (blackout windows as [{"start", "end"}])."""
-        return {key: self.cleaned_data[key] for key in VALIDATORS}
+        """The typed values as JSON (blackout windows as [{"start", "end"}]).
+
+        The backend's unfilled_* keys are written only when stored already or set to
+        something other than their default: a missing key means its default to the backend.
+        """
+        stored = self.instance.auto_recovery if isinstance(self.instance.auto_recovery, dict) else {}
+        values = {key: self.cleaned_data[key] for key in VALIDATORS}
+        for key in UNFILLED_VALIDATORS:
+            value = self.cleaned_data[key]
+            if key in stored or value != UNFILLED_DEFAULTS[key]:
+                values[key] = value
+        return values
+
+    def other_keys_values(self) -> dict[str, Any] | None:
+        """The other keys as the user left them (typed keys dropped: their fields write them)."""
+        others = self.cleaned_data.get("other_keys")
+        if others is None:
+            return None
+        return {key: value for key, value in others.items() if key not in EDITABLE_KEYS}

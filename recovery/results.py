@@ -25,6 +25,7 @@ class OrderOutcome:
     replacement_id: int | None = None
     replacement_client_order_id: str | None = None
     evidence: dict[str, Any] | None = None  # the broker evidence behind a skip
+    held_by_breaker: Reason | None = None  # circuit_open: the reason it would have got otherwise
 
     @classmethod
     def of(cls, order_id: int, client_order_id: str, decided: Decision, /, **changes: Any) -> OrderOutcome:
@@ -51,6 +52,7 @@ class OrderOutcome:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["decision"], data["reason"] = str(self.decision), str(self.reason)
+        data["held_by_breaker"] = str(self.held_by_breaker) if self.held_by_breaker else None
         return data
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -254,26 +254,22 @@ class SweepGates:
 def sweep_gates_get(*, config: AutoRecoveryConfig, now: dt.datetime, probe: bool) -> SweepGates:
     """IB, market hours, blackout, today's halts, the bridge root and its snapshots.
 
-    `probe`: open a socket to the gateway only when there is something to decide.
+    `probe`: open a socket to the gateway now; the sweep does it only once there is
+    something to decide (sweep_gates_probed), not every idle minute.
     """
     host, port, api_mode = ib_target_get()
-    result = (
-        ib_probe(host=host, port=port, api_mode=api_mode, timeout=django_settings.IB_PROBE_TIMEOUT_SECONDS)
-        if probe
-        else None
-    )
     local = now.astimezone(NEW_YORK).time()
     root = django_settings.LEAN_BRIDGE_ROOT
-    return SweepGates(
+    sweep = SweepGates(
         ib={
-            "probed": result is not None,
-            "reachable": bool(result and result.reachable),
+            "probed": False,
+            "reachable": False,
             "host": host,
             "port": port,
             "api_mode": api_mode,
-            "detail": result.detail if result else "not probed: no candidates",
+            "detail": "not probed: no candidates",
         },
-        ib_reachable=bool(result and result.reachable),
+        ib_reachable=False,
         market=market_state_get(now=now),
         blackout=next((w for w in config.blackout_windows if w.contains(local)), None),
         new_york_time=local.strftime("%H:%M"),
@@ -284,6 +280,24 @@ def sweep_gates_get(*, config: AutoRecoveryConfig, now: dt.datetime, probe: bool
         ),
         bridge_root=root,
         bridge_problem=root_problem_get(root),
+    )
+    return sweep_gates_probed(sweep) if probe else sweep
+
+
+def sweep_gates_probed(sweep: SweepGates) -> SweepGates:
+    """The same facts with the gateway probed (at the address already read)."""
+    ib = sweep.ib
+    result = ib_probe(
+        host=ib["host"],
+        port=ib["port"],
+        api_mode=ib["api_mode"],
+        timeout=django_settings.IB_PROBE_TIMEOUT_SECONDS,
+    )
+    reachable = bool(result.reachable)
+    return replace(
+        sweep,
+        ib={**ib, "probed": True, "reachable": reachable, "detail": result.detail},
+        ib_reachable=reachable,
     )
 
 

@@ -98,7 +98,7 @@ def sweep_plan(
         if not rows:
             break
         if not sweep.ib["probed"]:
-            sweep = selectors.sweep_gates_get(config=config, now=now, probe=True)
+            sweep = selectors.sweep_gates_probed(sweep)
         state = _batch_gather(plan, rows=rows, sweep=sweep, now=now)
         full = False
         for snapshot in (selectors.order_snapshot(r, runs=plan.runs) for r in rows):

@@ -10,3 +10,6 @@ urlpatterns = [
     path("admin/recovery/status/", admin.site.admin_view(recovery_status_view), name="recovery_status"),
     path("admin/", admin.site.urls),
 ]
+
+# A refused admin page keeps the admin's layout and names the missing permission.
+handler403 = "recovery.views.permission_denied"

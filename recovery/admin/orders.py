@@ -1,124 +1,79 @@
-"""Orders: a read-only changelist on trade_orders and the recovery action and button."""
+"""Orders: a read-only changelist on trade_orders that says what the sweep would do.
+
+Columns fit a 1366 px screen with the navigation sidebar open: the order in one
+column (symbol, side, quantity, type, limit), its status with broker ids and fills,
+created-at (sortable) with its age, what the sweep would do with it (one dry run per
+page, gates gathered once), and the recovery chain as links both ways.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
+from django.utils.safestring import SafeString
 
-from recovery import selectors
 from recovery.admin.base import ReadOnlyLargeTableAdmin
-from recovery.audit import ACTION_REPLACE, admin_actor
-from recovery.chain import chain_root, replacement_client_order_id
-from recovery.decisions import ORDER_TYPES, SIDES, chain_attempts
-from recovery.models import AuditLog, TradeOrder
-from recovery.runs import RunReport, sweep_run_recorded
-from recovery.services import sweep_run
-
-STATUSES = ("NEW", "SUBMITTED", "PARTIAL", "FILLED", "CANCELED", "REJECTED", "SKIPPED")
-MAX_SELECTED = 500
-PERMISSION = "recovery.run_auto_recovery"
-MSG_NO_PERMISSION = "You do not have permission to run auto-recovery."
-MSG_DONE = (
-    "Recovery {sweep}: scanned {scanned}, cancelled {cancelled}, replaced {replaced}, "
-    "skipped {skipped}, failed {failed}."
+from recovery.admin.denied import permission_denied_response
+from recovery.admin.fate import Fate, page_fates
+from recovery.admin.order_filters import (
+    CreatedByRecoveryFilter,
+    OrderTypeFilter,
+    SideFilter,
+    StaleNewFilter,
+    StatusFilter,
 )
-MSG_BREAKER = "Circuit breaker open: {count} orders would have been re-placed; nothing was changed."
-MSG_TOO_MANY = f"Select at most {MAX_SELECTED} orders at a time."
-
-
-class _FixedChoicesFilter(admin.SimpleListFilter):
-    """A filter whose choices are constants: no SELECT DISTINCT over a million rows."""
-
-    field: str = ""
-    values: tuple[str, ...] = ()
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(v, v) for v in self.values]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
-
-
-class StatusFilter(_FixedChoicesFilter):
-    title, parameter_name, field, values = "status", "status", "status", STATUSES
-
-
-class OrderTypeFilter(_FixedChoicesFilter):
-    title, parameter_name, field = "order type", "order_type", "order_type"
-    values = tuple(sorted(ORDER_TYPES))
-
-
-class SideFilter(_FixedChoicesFilter):
-    title, parameter_name, field, values = "side", "side", "side", tuple(sorted(SIDES))
-
-
-class StaleNewFilter(admin.SimpleListFilter):
-    """NEW orders older than the timeout in force: what the sweep would look at."""
-
-    title, parameter_name = "stale", "stale"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "stale NEW (older than the timeout)")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() != "yes":
-            return queryset
-        timeout = selectors.settings_in_force_get().config.new_timeout_seconds
-        cutoff = timezone.now() - dt.timedelta(seconds=timeout)
-        return queryset.filter(status="NEW", created_at__lte=cutoff)
-
-
-class CreatedByRecoveryFilter(admin.SimpleListFilter):
-    """Replacements, found through the indexed audit rows rather than by scanning params."""
-
-    title, parameter_name = "created by auto-recovery", "recovery"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "yes")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() != "yes":
-            return queryset
-        replacements = AuditLog.objects.filter(action=ACTION_REPLACE, resource_type="trade_order")
-        return queryset.filter(pk__in=replacements.values("resource_id"))
+from recovery.admin.order_recovery import MSG_NO_PERMISSION, PERMISSION_NAME, RecoveryActionMixin
+from recovery.audit import admin_actor
+from recovery.chain import chain_root, replacement_client_order_id
+from recovery.decisions import chain_attempts
+from recovery.labels import age_text, reason_label
+from recovery.models import TradeOrder
 
 
 class OrderChangeList(ChangeList):
-    """Looks up the page's replacements in one query, by their deterministic client ids."""
+    """Adds to each order of the page its replacement (one query) and its fate (one dry run)."""
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
-        expected = {}
-        for order in self.result_list:
-            params = order.params if isinstance(order.params, dict) else {}
-            attempts = chain_attempts(params)
-            if attempts is None:
-                continue
-            _, root = chain_root(order_id=order.pk, client_order_id=order.client_order_id, params=params)
-            expected[replacement_client_order_id(root_client_order_id=root, attempt=attempts + 1)] = order
-        found = (
-            TradeOrder.objects.filter(client_order_id__in=list(expected)).values_list(
-                "client_order_id", "id", "params"
-            )
-            if expected
-            else []
+        replacements_attach(self.result_list)
+        self.fates = page_fates(
+            self.result_list, now=timezone.now(), actor=admin_actor(request.user.get_username())
         )
-        for client_id, replacement_id, params in found:
-            origin = (params or {}).get("auto_recovery", {}) if isinstance(params, dict) else {}
-            order = expected[client_id]
-            if isinstance(origin, dict) and origin.get("origin_order_id") == order.pk:
-                order.replacement_id = replacement_id
+        for order in self.result_list:
+            order.fate = self.fates.get(order.pk)
+
+
+def replacements_attach(orders: Any) -> None:
+    """Sets .replacement_id on each order that has one, in one query by deterministic client ids."""
+    expected = {}
+    for order in orders:
+        params = order.params if isinstance(order.params, dict) else {}
+        attempts = chain_attempts(params)
+        if attempts is None:
+            continue
+        _, root = chain_root(order_id=order.pk, client_order_id=order.client_order_id, params=params)
+        expected[replacement_client_order_id(root_client_order_id=root, attempt=attempts + 1)] = order
+    found = (
+        TradeOrder.objects.filter(client_order_id__in=list(expected)).values_list(
+            "client_order_id", "id", "params"
+        )
+        if expected
+        else []
+    )
+    for client_id, replacement_id, params in found:
+        origin = (params or {}).get("auto_recovery", {}) if isinstance(params, dict) else {}
+        order = expected[client_id]
+        if isinstance(origin, dict) and origin.get("origin_order_id") == order.pk:
+            order.replacement_id = replacement_id
 
 
 def _order_link(order_id: Any) -> str:
@@ -137,32 +92,44 @@ def audit_link(order_ids: list[int], label: str) -> str:
     return format_html('<a href="{}">{}</a>', url, label)
 
 
-@admin.register(TradeOrder)
-class TradeOrderAdmin(ReadOnlyLargeTableAdmin):
-    list_display = (
-        "id",
-        "client_order_id",
-        "symbol",
-        "side",
-        "quantity",
-        "order_type",
-        "limit_price",
-        "status",
-        "filled_quantity",
-        "age",
-        "broker_ids",
-        "chain",
+def _fate_html(fate: Fate | None) -> SafeString | str:
+    if fate is None:
+        return "-"
+    return format_html(
+        '<span class="fate fate-{}">{}</span> <code class="reason-code">{}</code>',
+        fate.action,
+        fate.label,
+        fate.code,
     )
+
+
+@admin.register(TradeOrder)
+class TradeOrderAdmin(RecoveryActionMixin, ReadOnlyLargeTableAdmin):
+    # The answer next to the id: on a phone the first two columns are what shows.
+    list_display = ("order_ref", "sweep_would", "order", "state", "created", "chain")
+    list_display_links = ("order_ref",)
     list_filter = (StatusFilter, OrderTypeFilter, SideFilter, StaleNewFilter, CreatedByRecoveryFilter)
     search_help_text = "Exact id, client_order_id or symbol."
     search_fields = ("client_order_id",)  # shows the box; get_search_results does exact, indexed lookups
-    sortable_by = ("id",)
+    sortable_by = ("order_ref", "created")
     actions = ["recover_selected"]
-    readonly_fields = ("chain_detail", "audit_trail")
+    fields = (
+        "id",
+        "client_order_id",
+        "order",
+        "state",
+        "created",
+        "updated_at",
+        "last_status_ts",
+        "run_id",
+        "rejected_reason",
+        "fate_detail",
+        "chain_detail",
+        "audit_trail",
+        "params_pretty",
+    )
+    readonly_fields = fields
     change_list_template = "admin/recovery/tradeorder/change_list.html"
-
-    def has_run_auto_recovery_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(PERMISSION)
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return OrderChangeList
@@ -179,39 +146,85 @@ class TradeOrderAdmin(ReadOnlyLargeTableAdmin):
         return queryset.filter(match), False
 
     # --- columns ------------------------------------------------------------------------
-    @admin.display(description="age")
-    def age(self, order: TradeOrder) -> str:
-        seconds = int((timezone.now() - order.created_at).total_seconds())
-        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-            if seconds >= size:
-                return f"{seconds // size}{unit}"
-        return f"{seconds}s"
+    @admin.display(description="id / client_order_id", ordering="id")
+    def order_ref(self, order: TradeOrder) -> SafeString:
+        return format_html('#{}<br><small class="client-id">{}</small>', order.pk, order.client_order_id)
 
-    @admin.display(description="broker ids")
-    def broker_ids(self, order: TradeOrder) -> str:
-        if order.ib_order_id is None and order.ib_perm_id is None:
-            return "-"
-        return f"{order.ib_order_id or '-'} / {order.ib_perm_id or '-'}"
+    @admin.display(description="order")
+    def order(self, order: TradeOrder) -> str:
+        limit = f" @ {order.limit_price:g}" if isinstance(order.limit_price, float) else ""
+        quantity = f"{order.quantity:g}" if isinstance(order.quantity, float) else str(order.quantity)
+        return f"{order.symbol} {order.side} {quantity} {order.order_type}{limit}"
 
-    @admin.display(description="recovery chain")
-    def chain(self, order: TradeOrder) -> str:
+    @admin.display(description="status")
+    def state(self, order: TradeOrder) -> SafeString:
+        extra = []
+        if order.ib_order_id is not None or order.ib_perm_id is not None:
+            extra.append(f"broker {order.ib_order_id or '-'} / {order.ib_perm_id or '-'}")
+        if order.filled_quantity:
+            extra.append(f"filled {order.filled_quantity:g}")
+        return format_html(
+            "{}{}", order.status, format_html_join("", "<br><small>{}</small>", ((e,) for e in extra))
+        )
+
+    @admin.display(description="created (UTC)", ordering="created_at")
+    def created(self, order: TradeOrder) -> SafeString:
+        age = age_text((timezone.now() - order.created_at).total_seconds())
+        return format_html(
+            '{}<br>{}<br><small class="age">{} ago</small>',
+            f"{order.created_at:%Y-%m-%d}",
+            f"{order.created_at:%H:%M:%S}",
+            age,
+        )
+
+    @admin.display(description="sweep would")
+    def sweep_would(self, order: TradeOrder) -> SafeString | str:
+        return _fate_html(getattr(order, "fate", None))
+
+    @admin.display(description="chain")
+    def chain(self, order: TradeOrder) -> SafeString | str:
         params = order.params if isinstance(order.params, dict) else {}
         recovery = params.get("auto_recovery") if isinstance(params.get("auto_recovery"), dict) else {}
         parts = []
         if recovery.get("attempts"):
             parts.append(
                 format_html(
-                    "attempt {} from {}", recovery["attempts"], _order_link(recovery.get("origin_order_id"))
+                    "attempt {} of {}", recovery["attempts"], _order_link(recovery.get("origin_order_id"))
                 )
             )
         replacement = getattr(order, "replacement_id", None)
         if replacement:
-            parts.append(format_html("→ {}", _order_link(replacement)))
-        return format_html_join(" ", "{}", ((p,) for p in parts)) if parts else "-"
+            parts.append(format_html("replaced by {}", _order_link(replacement)))
+        return format_html_join("<br>", "{}", ((p,) for p in parts)) if parts else "-"
+
+    # --- the order's page -----------------------------------------------------------------
+    @admin.display(description="what the sweep would do now")
+    def fate_detail(self, order: TradeOrder) -> SafeString | str:
+        if order.status == "NEW":
+            fates = page_fates([order], now=timezone.now(), actor="admin")
+            return _fate_html(fates.get(order.pk))
+        params = order.params if isinstance(order.params, dict) else {}
+        recovery = params.get("auto_recovery") if isinstance(params.get("auto_recovery"), dict) else {}
+        reason = recovery.get("last_reason")
+        if params.get("auto_recovery_cancel") and isinstance(reason, str):
+            label = reason_label({"reason": reason, "attempt": recovery.get("attempts", 0)})
+            return format_html(
+                'Nothing: it is {}. Auto-recovery cancelled it: {} <code class="reason-code">{}</code>',
+                order.status,
+                label,
+                reason,
+            )
+        return f"Nothing: it is {order.status}, not NEW."
 
     @admin.display(description="recovery chain")
-    def chain_detail(self, order: TradeOrder) -> str:
+    def chain_detail(self, order: TradeOrder) -> SafeString | str:
+        replacements_attach([order])
         return self.chain(order)
+
+    @admin.display(description="params")
+    def params_pretty(self, order: TradeOrder) -> SafeString:
+        text = json.dumps(order.params, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+        return format_html('<pre class="json-block">{}</pre>', text)
 
     @admin.display(description="audit trail")
     def audit_trail(self, order: TradeOrder) -> str:
@@ -243,65 +256,12 @@ class TradeOrderAdmin(ReadOnlyLargeTableAdmin):
         # A forged POST of the action is a 403, not Django's quiet "no action selected".
         if request.method == "POST" and request.POST.get("action") == "recover_selected":
             if not self.has_run_auto_recovery_permission(request):
-                raise PermissionDenied(MSG_NO_PERMISSION)
+                return permission_denied_response(
+                    request, permission=PERMISSION_NAME, reason=MSG_NO_PERMISSION
+                )
         context = {
             "can_run_recovery": self.has_run_auto_recovery_permission(request),
+            "preserved_filters_query": self.get_preserved_filters(request),
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=context)
-
-    @admin.action(permissions=["run_auto_recovery"], description="Recover selected stale orders")
-    def recover_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        order_ids = list(queryset.order_by().values_list("pk", flat=True)[: MAX_SELECTED + 1])
-        if len(order_ids) > MAX_SELECTED:
-            self.message_user(request, MSG_TOO_MANY, messages.ERROR)
-            return None
-        return self._recovery(request, order_ids=order_ids, selected=True)
-
-    def sweep_view(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_run_auto_recovery_permission(request):
-            raise PermissionDenied(MSG_NO_PERMISSION)
-        return self._recovery(request, order_ids=None, selected=False)
-
-    def _recovery(self, request: HttpRequest, *, order_ids: list[int] | None, selected: bool) -> HttpResponse:
-        actor = admin_actor(request.user.get_username())
-        if request.method == "POST" and request.POST.get("confirm") == "yes":
-            confirmed = request.POST.get("confirmed_replacements", "")
-            report = sweep_run_recorded(
-                now=timezone.now(),
-                actor=actor,
-                order_ids=order_ids,
-                confirmed_replacements=int(confirmed) if selected and confirmed.isdigit() else None,
-            )
-            self._report(request, report)
-            return HttpResponseRedirect(reverse("admin:recovery_tradeorder_changelist"))
-        preview = sweep_run(now=timezone.now(), actor=actor, dry_run=True, order_ids=order_ids)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "Recover selected stale orders" if selected else "Run recovery sweep",
-            "preview": preview,
-            "report": preview.as_dict(),
-            "selected": selected,
-            "order_ids": order_ids or [],
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            "breaker_can_be_passed": selected and preview.circuit_open,
-        }
-        return TemplateResponse(request, "admin/recovery/recovery_confirm.html", context)
-
-    def _report(self, request: HttpRequest, report: RunReport) -> None:
-        result = report.result
-        if result is None:  # could not run: the database said no
-            self.message_user(request, report.message, messages.ERROR)
-            return
-        text = MSG_DONE.format(sweep=result.sweep_id[:8], **result.counts())
-        if result.circuit_open:
-            text = MSG_BREAKER.format(count=result.would_replace)
-        level = messages.ERROR if result.failed or result.circuit_open else messages.SUCCESS
-        if result.audit_id:
-            url = reverse("admin:recovery_auditlog_changelist") + "?" + urlencode({"sweep": result.audit_id})
-            self.message_user(
-                request, format_html('{} <a href="{}">See its audit entries.</a>', text, url), level
-            )
-        else:
-            self.message_user(request, text, level)

@@ -3,27 +3,66 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
+from recovery.admin.denied import permission_denied_response
+from recovery.admin.fate import decision_rows, preview_orders, preview_warnings, settings_rows
+from recovery.admin.order_filters import STALE_NOT_CANDIDATE
 from recovery.audit import admin_actor
-from recovery.models import TradeOrder
+from recovery.labels import age_text
+from recovery.models import SweepRun, TradeOrder
 from recovery.status import recovery_status_get
 
 PERMISSION = "recovery.view_tradeorder"
+PERMISSION_NAME = "Can view trade order (recovery.view_tradeorder)"
+MSG_NO_PERMISSION = "The auto-recovery status page shows trade orders."
+
+
+def _run_line(run: SweepRun | None, *, now: object, who: str) -> str:
+    if run is None:
+        return f"{who}: no run recorded yet."
+    age = age_text((now - run.started_at).total_seconds())  # type: ignore[operator]
+    counts = f"scanned {run.scanned}, cancelled {run.cancelled}, replaced {run.replaced}"
+    at = f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC"
+    return f"{who}: {age} ago ({at}, by {run.actor}): {run.outcome}; {counts}."
 
 
 def recovery_status_view(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm(PERMISSION):
-        raise PermissionDenied
-    status = recovery_status_get(now=timezone.now(), actor=admin_actor(request.user.get_username()))
+        return permission_denied_response(request, permission=PERMISSION_NAME, reason=MSG_NO_PERMISSION)
+    now = timezone.now()
+    status = recovery_status_get(now=now, actor=admin_actor(request.user.get_username()))
+    report = status.preview.as_dict()
+    audit_url = reverse("admin:recovery_auditlog_changelist")
+    runs = [
+        {
+            "run": run,
+            "audit_url": f"{audit_url}?{urlencode({'sweep': status.audit_ids[run.sweep_id]})}"
+            if run.sweep_id in status.audit_ids
+            else "",
+        }
+        for run in status.runs
+    ]
+    changelist = reverse("admin:recovery_tradeorder_changelist")
     context = {
         **admin.site.each_context(request),
         "title": "Auto-recovery status",
         "opts": TradeOrder._meta,
         "status": status,
-        "report": status.preview.as_dict(),
+        "report": report,
+        "rows": decision_rows(report, orders=preview_orders(status.preview)),
+        "warnings": preview_warnings(report),
+        "settings_rows": settings_rows(report),
+        "runs": runs,
+        "cron_line": _run_line(status.last_cron_run, now=now, who="Last cron run (auto_recover)"),
+        "admin_line": _run_line(status.last_admin_run, now=now, who="Last admin run"),
+        "not_candidates_url": f"{changelist}?{urlencode({'stale': STALE_NOT_CANDIDATE})}",
+        "stale_url": f"{changelist}?{urlencode({'stale': 'yes'})}",
+        "open_panels": True,
+        "empty_text": "No stale order: nothing for the sweep to do.",
     }
     return TemplateResponse(request, "admin/recovery/status.html", context)

@@ -6,19 +6,30 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponse
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from recovery.audit import admin_actor
-from recovery.config import KNOWN_KEYS, VALIDATORS, WHOLE_COLUMN, config_parse
+from recovery.config import (
+    EDITABLE_KEYS,
+    UNFILLED_VALIDATORS,
+    VALIDATORS,
+    WHOLE_COLUMN,
+    config_parse,
+    unfilled_parse,
+)
 from recovery.forms import AutoRecoverySettingsForm, auto_recovery_digest
 from recovery.models import TradeSettings
 from recovery.services.settings import auto_recovery_settings_update
 
-# The settings table's keys in its order (config.VALIDATORS), then the form's digest.
-TYPED_FIELDS = (*VALIDATORS, "digest")
+# The settings table's keys in its order (config.VALIDATORS), then the form's digest and
+# the stored value as the page showed it (for the refused-save diff).
+TYPED_FIELDS = (*VALIDATORS, "digest", "shown")
+UNFILLED_FIELDS = tuple(UNFILLED_VALIDATORS)
 MSG_NOT_OBJECT = (
     "The stored auto_recovery is not a JSON object ({kind}), so the sweep uses the defaults. "
     "The fields below show the defaults; saving writes a fresh object from them, replacing "
@@ -71,7 +82,7 @@ def auto_recovery_summary_text(raw: Any) -> str:
     ]
     if warnings:
         parts.append(f"{len(warnings)} invalid key(s)")
-    if others := len(set(raw) - KNOWN_KEYS):
+    if others := len(set(raw) - EDITABLE_KEYS):
         parts.append(f"+{others} other key(s)")
     return ", ".join(parts)
 
@@ -82,6 +93,7 @@ class TradeSettingsAdmin(admin.ModelAdmin):
     list_display = ("id", "execution_data_source", "auto_recovery_summary", "updated_at")
     ordering = ("-id",)
     readonly_fields = (
+        "unfilled_in_force",
         "id",
         "execution_data_source",
         "risk_defaults_pretty",
@@ -102,15 +114,26 @@ class TradeSettingsAdmin(admin.ModelAdmin):
         stored = obj.auto_recovery if obj is not None else None
         problem = ("stored_value",) if _is_not_object(stored) else ()
         # A view-only user sees the settings in force instead of disabled typed fields.
-        typed = TYPED_FIELDS if self.has_change_permission(request, obj) else ("settings_in_force",)
+        editable = self.has_change_permission(request, obj)
+        typed = TYPED_FIELDS if editable else ("settings_in_force",)
+        unfilled = UNFILLED_FIELDS if editable else ("unfilled_in_force",)
         return [
             (None, {"fields": ("id", "execution_data_source", "created_at", "updated_at")}),
-            ("Auto-recovery", {"fields": problem + typed}),
+            ("Auto-recovery sweep", {"fields": problem + typed}),
+            (
+                "Backend: unfilled broker orders",
+                {
+                    "fields": unfilled,
+                    "description": "Read by the backend's live execution algorithm for orders the "
+                    "broker has but does not fill; the sweep does not use them.",
+                },
+            ),
             (
                 "Other auto_recovery keys",
                 {
-                    "fields": ("other_keys_pretty",),
-                    "description": "Keys this project does not know, kept exactly as stored on save.",
+                    "fields": ("other_keys",) if editable else ("other_keys_pretty",),
+                    "description": "Keys neither this page nor the sweep knows: kept exactly as "
+                    "stored unless you edit them here.",
                 },
             ),
             ("Risk defaults", {"fields": ("risk_defaults_pretty",)}),
@@ -150,11 +173,20 @@ class TradeSettingsAdmin(admin.ModelAdmin):
         after = auto_recovery_settings_update(
             row=obj,
             values=form.auto_recovery_values(),
+            others=form.other_keys_values(),
             actor=admin_actor(request.user.get_username()),
             now=timezone.now(),
         )
-        if auto_recovery_digest(after) == form.cleaned_data["digest"]:
+        request._recovery_no_change = auto_recovery_digest(after) == form.cleaned_data["digest"]  # type: ignore[attr-defined]
+
+    def response_change(self, request: HttpRequest, obj: TradeSettings) -> HttpResponse:
+        # One message for a save that changed nothing, not Django's "changed successfully" too.
+        if getattr(request, "_recovery_no_change", False):
             self.message_user(request, MSG_NO_CHANGE, messages.INFO)
+            url = reverse("admin:recovery_tradesettings_changelist")
+            context = {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}
+            return HttpResponseRedirect(add_preserved_filters(context, url))
+        return super().response_change(request, obj)
 
     @admin.display(description="auto_recovery")
     def auto_recovery_summary(self, obj: TradeSettings) -> str:
@@ -169,7 +201,7 @@ class TradeSettingsAdmin(admin.ModelAdmin):
         stored = obj.auto_recovery
         if not isinstance(stored, dict):
             return "(none: the stored value is not a JSON object)"
-        others = {key: value for key, value in stored.items() if key not in KNOWN_KEYS}
+        others = {key: value for key, value in stored.items() if key not in EDITABLE_KEYS}
         return _pretty(others) if others else "(none)"
 
     @admin.display(description="stored value")
@@ -185,3 +217,7 @@ class TradeSettingsAdmin(admin.ModelAdmin):
     @admin.display(description="settings in force")
     def settings_in_force(self, obj: TradeSettings) -> SafeString:
         return _pretty(config_parse(obj.auto_recovery)[0].as_dict())
+
+    @admin.display(description="backend settings in force")
+    def unfilled_in_force(self, obj: TradeSettings) -> SafeString:
+        return _pretty(unfilled_parse(obj.auto_recovery))

@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 
 from recovery.audit import ACTION_SETTINGS_UPDATE, RESOURCE_SETTINGS, AuditEntry, audit_entries_write
-from recovery.config import KNOWN_KEYS, VALIDATORS
+from recovery.config import EDITABLE_KEYS, EDITABLE_VALIDATORS
 from recovery.models import TradeSettings
 from recovery.routers import trading_alias
 
@@ -19,7 +19,12 @@ MSG_INVALID_VALUE = "auto_recovery {key}={value!r}: {why}"
 
 
 def auto_recovery_settings_update(
-    *, row: TradeSettings, values: Mapping[str, Any], actor: str, now: dt.datetime
+    *,
+    row: TradeSettings,
+    values: Mapping[str, Any],
+    actor: str,
+    now: dt.datetime,
+    others: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the typed `values` into row's auto_recovery and audit it; return the stored object.
 
@@ -36,6 +41,9 @@ def auto_recovery_settings_update(
     never drops a key the backend just wrote. Refusing a save whose row changed since a
     form showed it is the caller's check, made under the same lock
     (AutoRecoverySettingsForm). Raises ValueError for an unknown key or an invalid value.
+
+    `others`, when given, replaces the keys this project does not edit (the settings
+    page shows them as one JSON object, under the same row lock and digest check).
     """
     _values_check(values)
     alias = trading_alias()
@@ -47,6 +55,8 @@ def auto_recovery_settings_update(
             .get(pk=row.pk)
         )
         after, changed_keys = _merged(before, values)
+        if others is not None:
+            after, changed_keys = _others_replaced(after, changed_keys, others)
         if not changed_keys:
             return after
         TradeSettings.objects.using(alias).filter(pk=row.pk).update(auto_recovery=after, updated_at=now)
@@ -64,9 +74,9 @@ def auto_recovery_settings_update(
 
 def _values_check(values: Mapping[str, Any]) -> None:
     for key, value in values.items():
-        if key not in KNOWN_KEYS:
+        if key not in EDITABLE_KEYS:
             raise ValueError(MSG_UNKNOWN_KEY.format(key=key))
-        _, why = VALIDATORS[key](value)
+        _, why = EDITABLE_VALIDATORS[key](value)
         if why is not None:
             raise ValueError(MSG_INVALID_VALUE.format(key=key, value=value, why=why))
 
@@ -85,8 +95,18 @@ def _merged(before: Any, values: Mapping[str, Any]) -> tuple[dict[str, Any], lis
 
 def _same_setting(key: str, stored: Any, value: Any) -> bool:
     """Both valid and equal once parsed: true and 1 differ, 2 and 2.0 do not."""
-    old, why = VALIDATORS[key](stored)
-    return why is None and old == VALIDATORS[key](value)[0]
+    old, why = EDITABLE_VALIDATORS[key](stored)
+    return why is None and old == EDITABLE_VALIDATORS[key](value)[0]
+
+
+def _others_replaced(
+    after: dict[str, Any], changed_keys: list[str], others: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    kept = {k: v for k, v in after.items() if k in EDITABLE_KEYS}
+    old = {k: v for k, v in after.items() if k not in EDITABLE_KEYS}
+    new = {k: v for k, v in others.items() if k not in EDITABLE_KEYS}
+    changed = [k for k in sorted(old.keys() | new.keys()) if _json(old, k) != _json(new, k)]
+    return {**kept, **new}, changed_keys + changed
 
 
 def _json_safe(value: Any) -> Any:
@@ -96,3 +116,8 @@ def _json_safe(value: Any) -> Any:
     except ValueError:
         return json.dumps(value)
     return value
+
+
+def _json(values: Mapping[str, Any], key: str) -> str | None:
+    """A key's value as canonical JSON (None when absent): true and 1 differ here too."""
+    return json.dumps(values[key], sort_keys=True) if key in values else None

@@ -116,7 +116,14 @@ def _circuit_open(
     """Too many replacements at once means something systemic: touch nothing, say so loudly."""
     result.circuit_open = True
     result.orders = [
-        OrderOutcome.of(s.id, s.client_order_id, d, decision=Action.SKIP, reason=Reason.CIRCUIT_OPEN)
+        OrderOutcome.of(
+            s.id,
+            s.client_order_id,
+            d,
+            decision=Action.SKIP,
+            reason=Reason.CIRCUIT_OPEN,
+            held_by_breaker=d.reason,
+        )
         for s, d in decided
     ] + held_back
     logger.error(

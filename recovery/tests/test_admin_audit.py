@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -73,17 +74,66 @@ def test_changelist_columns_link_orders_and_summarise(admin_client: Client, swep
     body = admin_client.get(reverse(CHANGELIST)).content.decode()
     order = swept["orders"][0]
     assert reverse("admin:recovery_tradeorder_change", args=[order.pk]) in body
-    assert "scanned=2 cancelled=2 replaced=2 skipped=0 failed=0" in body
-    assert "aud-0: replace (replaced)" in body
-    assert "replaces #" in body
+    assert "scanned 2, cancelled 2, replaced 2, skipped 0, failed 0" in body
+    replacement = TradeOrder.objects.get(client_order_id="aud-0-r1")
+    # Both ends of a recovery, as links, on the cancel row and on the replacement row.
+    order_url = reverse("admin:recovery_tradeorder_change", args=[order.pk])
+    replacement_url = reverse("admin:recovery_tradeorder_change", args=[replacement.pk])
+    assert (
+        f'<a href="{order_url}">#{order.pk} aud-0</a> cancelled, replaced by <a href="{replacement_url}">'
+        in body
+    )
+    assert (
+        f'<a href="{replacement_url}">#{replacement.pk} aud-0-r1</a> replaces <a href="{order_url}">' in body
+    )
+    assert "audit log entries" in body and "audit log</" not in body
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", body)  # seconds in times
 
 
-def test_sweep_detail_shows_formatted_json_and_its_decisions(admin_client: Client, swept: dict) -> None:
+def test_sweep_detail_shows_its_decisions_first_and_the_json_folded(
+    admin_client: Client, swept: dict
+) -> None:
     entry = AuditLog.objects.get(action=ACTION_SWEEP)
     body = admin_client.get(reverse("admin:recovery_auditlog_change", args=[entry.pk])).content.decode()
     assert 'class="audit-detail"' in body and "&quot;sweep_id&quot;: &quot;" in body
-    assert 'class="sweep-decisions"' in body
+    assert body.index('class="sweep-decisions') < body.index('<details class="folded raw-json">')
     assert "aud-0-r1" in body and "aud-1-r1" in body
+    assert "Cancel and re-place: nothing stops it" in body
+
+
+def test_cancel_and_replace_pages_link_every_id(admin_client: Client, swept: dict) -> None:
+    order = swept["orders"][0]
+    replacement = TradeOrder.objects.get(client_order_id="aud-0-r1")
+    sweep = AuditLog.objects.get(action=ACTION_SWEEP)
+    cancel = AuditLog.objects.get(action=ACTION_CANCEL, resource_id=order.pk)
+    replace = AuditLog.objects.get(action=ACTION_REPLACE, resource_id=replacement.pk)
+    sweep_url = reverse("admin:recovery_auditlog_change", args=[sweep.pk])
+    for entry, expected in (
+        (cancel, [replacement.pk, order.pk]),
+        (replace, [replacement.pk, order.pk]),
+    ):
+        body = admin_client.get(reverse("admin:recovery_auditlog_change", args=[entry.pk])).content.decode()
+        for order_id in expected:
+            assert reverse("admin:recovery_tradeorder_change", args=[order_id]) in body
+        assert sweep_url in body
+    body = admin_client.get(reverse("admin:recovery_auditlog_change", args=[replace.pk])).content.decode()
+    assert reverse("admin:recovery_auditlog_change", args=[cancel.pk]) in body  # the origin's cancel
+
+
+def test_settings_row_reads_key_old_new(admin_client: Client) -> None:
+    entry = factories.AuditLogFactory(
+        action="trade_settings.auto_recovery.update",
+        resource_type="trade_settings",
+        detail={
+            "before": {"new_timeout_seconds": 45, "note": "x"},
+            "after": {"new_timeout_seconds": 60, "note": "x", "blackout_windows": []},
+            "changed_keys": ["new_timeout_seconds", "blackout_windows"],
+        },
+    )
+    body = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert "new_timeout_seconds: 45 → 60; blackout_windows: (absent) → []" in body
+    page = admin_client.get(reverse("admin:recovery_auditlog_change", args=[entry.pk])).content.decode()
+    assert 'class="settings-diff"' in page
 
 
 def test_filters(admin_client: Client, swept: dict) -> None:
@@ -93,6 +143,10 @@ def test_filters(admin_client: Client, swept: dict) -> None:
     assert len(ids(admin_client.get(url, {"resource_type": "auto_recovery"}))) == 1
     admins = ids(admin_client.get(url, {"actor_kind": "admin"}))
     assert admins == set(AuditLog.objects.filter(actor="admin:ops").values_list("pk", flat=True))
+    # Every actor present is a choice of its own, beside the kinds.
+    page = admin_client.get(url)
+    assert "?actor_kind=admin%3Aops" in page.content.decode()
+    assert ids(admin_client.get(url, {"actor_kind": "admin:ops"})) == admins
     assert len(ids(admin_client.get(url, {"actor_kind": "system"}))) == 2
     assert len(ids(admin_client.get(url, {"since": "30d"}))) == AuditLog.objects.count() - 1
     assert len(ids(admin_client.get(url, {"since": "7d"}))) == AuditLog.objects.count() - 1
@@ -155,3 +209,14 @@ def test_viewer_without_permission_cannot_see_the_audit(
     user.user_permissions.set(Permission.objects.filter(codename="view_tradeorder"))
     client.force_login(user)
     assert client.get(reverse(CHANGELIST)).status_code == 403
+
+
+def test_a_refused_admin_page_is_a_403_in_the_admin_naming_the_permission(
+    client: Client, django_user_model
+) -> None:
+    user = django_user_model.objects.create_user(username="nobody2", password="pw", is_staff=True)
+    client.force_login(user)
+    response = client.get(reverse(CHANGELIST))
+    assert response.status_code == 403
+    body = response.content.decode()
+    assert 'id="site-name"' in body and "recovery.view_auditlog" in body

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
-from recovery.models import AuditLog, TradeOrder, TradeSettings
+from recovery.models import AuditLog, SweepRun, TradeOrder, TradeSettings
 from recovery.routers import trading_alias
 from recovery.tests import factories
 
@@ -197,7 +197,9 @@ def test_the_sweep_button_never_passes_the_breaker(ops: Client) -> None:
     )
     orders = [stale() for _ in range(2)]
     page = ops.get(reverse(SWEEP))
-    assert b'id="confirm-breaker"' not in page.content and b"Nothing will be changed" in page.content
+    assert b'id="confirm-breaker"' not in page.content
+    assert b"The circuit breaker holds: nothing will be changed" in page.content
+    assert b'id="recovery-confirm" class="default" disabled' in page.content
     ops.post(reverse(SWEEP), {"confirm": "yes", "confirmed_replacements": "2"})
     assert all(TradeOrder.objects.get(pk=o.pk).status == "NEW" for o in orders)
 
@@ -210,8 +212,15 @@ def test_changelist_columns_filters_and_chain_links(ops: Client) -> None:
     action_post(ops, [order.pk], confirm="yes")
     replacement = TradeOrder.objects.get(client_order_id="chain-1-r1")
     body = ops.get(reverse(CHANGELIST)).content.decode()
-    assert "attempt 1 from" in body
+    assert "attempt 1 of" in body and "replaced by" in body
     assert reverse("admin:recovery_tradeorder_change", args=[replacement.pk]) in body
+    # Both ways on the orders' own pages too: the original names its replacement and back.
+    original_page = ops.get(reverse("admin:recovery_tradeorder_change", args=[order.pk])).content.decode()
+    assert "replaced by" in original_page
+    assert reverse("admin:recovery_tradeorder_change", args=[replacement.pk]) in original_page
+    assert "Auto-recovery cancelled it: Cancel and re-place" in original_page
+    replacement_page = ops.get(reverse("admin:recovery_tradeorder_change", args=[replacement.pk]))
+    assert reverse("admin:recovery_tradeorder_change", args=[order.pk]) in replacement_page.content.decode()
     recovered = ops.get(reverse(CHANGELIST) + "?recovery=yes").context["cl"].result_list
     assert [o.pk for o in recovered] == [replacement.pk]
     stale_page = ops.get(reverse(CHANGELIST) + "?stale=yes").context["cl"].result_list
@@ -257,7 +266,10 @@ def test_a_page_costs_the_same_queries_whatever_its_rows(ops: Client, django_ass
         stale(client_order_id=f"q-{i}", params={"auto_recovery": {"attempts": 1, "origin_order_id": 1}})
     with django_assert_num_queries(few):
         ops.get(reverse(CHANGELIST))
-    assert few <= 8
+    # 5 for the list (session, user, two permission reads, capped count... rows), 1 for the
+    # replacements, 4 for the page's one dry run (settings, ib_settings, today's halts,
+    # candidates).
+    assert few <= 11
 
 
 def test_count_is_capped_and_never_a_full_count(ops: Client) -> None:
@@ -281,3 +293,145 @@ def test_count_is_capped_and_never_a_full_count(ops: Client) -> None:
     assert b"Counting stops at 1000" in page.content
     counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
     assert counts and all("LIMIT 1000" in sql.upper() for sql in counts)
+
+
+# --- what the sweep would do, said the same way everywhere -----------------------------
+
+
+def test_sweep_would_column_labels_stale_orders_and_non_candidates(ops: Client) -> None:
+    stale(client_order_id="sw-mkt")
+    stale(client_order_id="sw-bad", side="HOLD")
+    factories.TradeOrderFactory(client_order_id="sw-young", created_at=timezone.now())
+    stale(client_order_id="sw-part", filled_quantity=2)
+    stale(client_order_id="sw-done", status="FILLED")
+    page = ops.get(reverse(CHANGELIST))
+    rows = {o.client_order_id: o.fate for o in page.context["cl"].result_list}
+    assert (rows["sw-mkt"].action, rows["sw-mkt"].label) == (
+        "replace",
+        "Cancel and re-place: nothing stops it",
+    )
+    assert rows["sw-bad"].label.startswith("Cancel only: the order row is unusable (side 'HOLD'")
+    assert rows["sw-young"].label == "Not a candidate: not stale yet (younger than the timeout)"
+    assert rows["sw-part"].label == "Not a candidate: it has a fill"
+    assert rows["sw-done"] is None  # not NEW: no dry run for it, the column shows "-"
+    body = page.content.decode()
+    assert '<code class="reason-code">replaced</code>' in body and "invalid_order" in body
+
+
+def test_stale_filter_is_the_sweeps_candidates_and_the_rest_are_apart(ops: Client) -> None:
+    candidate = stale(client_order_id="f-cand")
+    partial = stale(client_order_id="f-part", filled_quantity=1)
+    intent = stale(client_order_id="f-intent", params={"intent_only": True})
+    acked = stale(client_order_id="f-acked", ib_perm_id=5)
+    factories.TradeOrderFactory(client_order_id="f-young", created_at=timezone.now())
+    shown = ops.get(reverse(CHANGELIST) + "?stale=yes").context["cl"].result_list
+    assert [o.pk for o in shown] == [candidate.pk]
+    left = ops.get(reverse(CHANGELIST) + "?stale=left").context["cl"].result_list
+    assert {o.pk for o in left} == {partial.pk, intent.pk, acked.pk}
+    preview = action_post(ops, [candidate.pk, partial.pk, intent.pk, acked.pk]).context["report"]
+    assert [o["id"] for o in preview["orders"]] == [candidate.pk]
+
+
+def test_the_filter_is_kept_after_a_recovery(ops: Client) -> None:
+    order = stale(client_order_id="keep-1")
+    url = reverse(CHANGELIST) + "?status=NEW&stale=yes"
+    data = {"action": "recover_selected", "_selected_action": [str(order.pk)], "confirm": "yes"}
+    response = ops.post(url, data)
+    assert response.status_code == 302 and response["Location"] == url
+    # The sweep button carries the filters there and back, as Django's change pages do.
+    changelist = ops.get(url).content.decode()
+    assert reverse(SWEEP) + "?_changelist_filters=status%3DNEW%26stale%3Dyes" in changelist
+    response = ops.post(
+        reverse(SWEEP) + "?_changelist_filters=status%3DNEW%26stale%3Dyes", {"confirm": "yes"}
+    )
+    assert response.status_code == 302 and response["Location"] == url
+
+
+def test_preview_puts_what_happens_first_with_the_orders_facts(ops: Client) -> None:
+    order = stale(
+        client_order_id="pv-1", symbol="MSFT", side="SELL", quantity=7, order_type="LMT", limit_price=50.0
+    )
+    TradeSettings.objects.update(
+        auto_recovery={"allow_replace_outside_rth": True, "max_price_deviation_pct": 0}
+    )
+    page = action_post(ops, [order.pk])
+    body = page.content.decode()
+    [row] = page.context["rows"]
+    assert (row["symbol"], row["side"], row["quantity"], row["order_type"], row["limit_price"]) == (
+        "MSFT",
+        "SELL",
+        7.0,
+        "LMT",
+        50.0,
+    )
+    assert row["age"] == "10 min" and row["fate"].label == "Cancel and re-place: nothing stops it"
+    assert body.index('id="recovery-decisions"') < body.index('id="recovery-gates"')
+    assert "<details" in body and "[{" not in body and "{'" not in body  # folded, and no Python repr
+
+
+def test_preview_warns_when_open_orders_is_missing_and_orders_are_about_to_change(ops: Client) -> None:
+    order = stale(client_order_id="warn-1")
+    page = action_post(ops, [order.pk])
+    warnings = page.context["warnings"]
+    assert any(w.startswith("open_orders.json gives no data") for w in warnings)
+    assert 'id="recovery-warnings"' in page.content.decode()
+
+
+def test_breaker_open_shows_each_orders_would_be_fate_and_asks_at_the_checkbox(ops: Client) -> None:
+    TradeSettings.objects.update(
+        auto_recovery={"allow_replace_outside_rth": True, "max_replacements_per_sweep": 1}
+    )
+    ids = [stale(client_order_id=f"br-{i}").pk for i in range(2)]
+    page = action_post(ops, ids)
+    labels = [r["fate"].label for r in page.context["rows"]]
+    assert (
+        labels == ["Left alone: circuit breaker open; without it: Cancel and re-place: nothing stops it"] * 2
+    )
+    assert b'id="recovery-confirm" class="default">' in page.content  # the override applies here
+    before = checksum()
+    refused = action_post(ops, ids, confirm="yes")  # not ticked
+    assert refused.status_code == 200 and checksum() == before
+    body = refused.content.decode()
+    assert 'id="breaker-error"' in body and "tick this box to re-place 2 orders" in body
+    assert body.index('id="breaker-error"') < body.index('id="confirm-breaker"')
+    assert not SweepRun.objects.exists()  # nothing was run, not even a breaker-open sweep
+
+
+def test_a_run_that_differs_from_its_preview_says_so(ops: Client) -> None:
+    first, second = stale(client_order_id="d-1"), stale(client_order_id="d-2")
+    page = action_post(ops, [first.pk, second.pk])
+    shown = page.context["shown_decisions"]
+    TradeOrder.objects.filter(pk=second.pk).update(ib_order_id=99)  # the executor got to it meanwhile
+    action_post(ops, [first.pk, second.pk], confirm="yes", shown_decisions=shown)
+    [message] = list(ops.get(reverse(CHANGELIST)).context["messages"])
+    assert message.level_tag == "warning"
+    assert "The result differs from the preview you confirmed" in str(message)
+    assert f"#{second.pk}: the preview said replace (replaced), the run did not a candidate any more" in str(
+        message
+    )
+
+
+def test_a_run_as_previewed_is_a_plain_success(ops: Client) -> None:
+    order = stale(client_order_id="same-1")
+    shown = action_post(ops, [order.pk]).context["shown_decisions"]
+    action_post(ops, [order.pk], confirm="yes", shown_decisions=shown)
+    [message] = list(ops.get(reverse(CHANGELIST)).context["messages"])
+    assert message.level_tag == "success" and "differs" not in str(message)
+
+
+def test_forbidden_action_is_a_403_page_in_the_admin_naming_the_permission(viewer: Client) -> None:
+    order = stale()
+    response = action_post(viewer, [order.pk])
+    assert response.status_code == 403
+    body = response.content.decode()
+    assert 'id="site-name"' in body and "recovery.run_auto_recovery" in body
+    assert viewer.get(reverse(SWEEP)).status_code == 403
+
+
+def test_preview_costs_the_same_queries_whatever_its_orders(ops: Client, django_assert_num_queries) -> None:
+    few = [stale(client_order_id=f"pq-{i}").pk for i in range(2)]
+    with CaptureQueriesContext(connections[trading_alias()]) as first:
+        assert action_post(ops, few).status_code == 200
+    many = few + [stale(client_order_id=f"pq-{i}").pk for i in range(2, 40)]
+    with django_assert_num_queries(len(first)):
+        assert action_post(ops, many).status_code == 200

@@ -13,14 +13,17 @@ from django.urls import reverse
 
 from recovery.admin.trade_settings import MSG_NO_CHANGE, MSG_NOT_OBJECT, _kind, auto_recovery_summary_text
 from recovery.audit import ACTION_SETTINGS_UPDATE, RESOURCE_SETTINGS
-from recovery.config import VALIDATORS, WHY_RANGE
+from recovery.config import RANGES, UNFILLED_RANGES, UNFILLED_VALIDATORS, VALIDATORS, WHY_INT, WHY_RANGE
 from recovery.forms import (
     MSG_BLACKOUT_FORMAT,
     MSG_BLACKOUT_WINDOW,
     MSG_CHANGED,
+    MSG_CHANGED_AGAIN,
     MSG_INVALID,
     MSG_NO_DIGEST,
-    RANGES,
+    MSG_OTHERS_CONFLICT,
+    MSG_OTHERS_OBJECT,
+    MSG_OTHERS_TYPED,
     AutoRecoverySettingsForm,
     auto_recovery_digest,
 )
@@ -96,6 +99,10 @@ def post_data(digest: str, **overrides: Any) -> dict[str, Any]:
         "allow_replace_outside_rth": False,
         "max_replacements_per_sweep": 30,
         "blackout_windows": "23:45-00:15, 09:25-09:35",
+        "unfilled_timeout_seconds": 300,
+        "unfilled_reprice_interval_seconds": 0,
+        "unfilled_max_reprices": 0,
+        "unfilled_max_price_deviation_pct": 1.5,
         **overrides,
     }
     data = {key: value for key, value in values.items() if value is not False}
@@ -133,7 +140,7 @@ def test_change_page_renders_typed_inputs(admin_client, row: TradeSettings) -> N
 
     assert response.status_code == 200
     page = Inputs(response.content.decode())
-    assert page.textareas == []  # no raw JSON editor, for auto_recovery or anything else
+    assert page.textareas == ["other_keys"]  # only the keys nobody types; never auto_recovery whole
     assert "auto_recovery" not in page.inputs
     for key in ("enabled", "allow_replace_outside_rth"):
         assert page.inputs[key]["type"] == "checkbox"
@@ -148,21 +155,29 @@ def test_change_page_renders_typed_inputs(admin_client, row: TradeSettings) -> N
     assert page.inputs["blackout_windows"]["value"] == "23:45-00:15"
     assert page.inputs["digest"]["type"] == "hidden"
     assert page.inputs["digest"]["value"] == auto_recovery_digest(STORED)
+    # The backend's four keys, typed, with its defaults where the row has none.
+    assert page.inputs["unfilled_timeout_seconds"]["value"] == "300"
+    assert page.inputs["unfilled_reprice_interval_seconds"]["value"] == "0"
+    assert page.inputs["unfilled_max_reprices"]["value"] == "0"
+    assert page.inputs["unfilled_max_price_deviation_pct"]["value"] == "1.5"
+    for key, (low, high) in UNFILLED_RANGES.items():
+        assert (page.inputs[key]["min"], page.inputs[key]["max"]) == (str(low), str(high))
     form = response.context["adminform"].form
     assert all(form.fields[key].help_text for key in TYPED_KEYS)
-    # Read only: the other columns and the keys this project does not know.
+    # Read only: the other columns.
     content = response.content.decode()
-    assert "unfilled_timeout_seconds" in content and "max_position_pct" in content
+    assert "max_position_pct" in content
     assert "execution_data_source" not in page.inputs and "risk_defaults" not in page.inputs
 
 
 def test_widget_ranges_agree_with_the_sweeps_validators() -> None:
-    for key, (low, high) in RANGES.items():
-        kind = float if key == "max_price_deviation_pct" else int
-        assert VALIDATORS[key](kind(low))[1] is None
-        assert VALIDATORS[key](kind(high))[1] is None
-        assert VALIDATORS[key](kind(low) - 1)[1] == WHY_RANGE.format(low=low, high=high)
-        assert VALIDATORS[key](kind(high) + 1)[1] == WHY_RANGE.format(low=low, high=high)
+    checks = {**VALIDATORS, **UNFILLED_VALIDATORS}
+    for key, (low, high) in {**RANGES, **UNFILLED_RANGES}.items():
+        kind = float if key.endswith("_pct") else int
+        assert checks[key](kind(low))[1] is None
+        assert checks[key](kind(high))[1] is None
+        assert checks[key](kind(low) - 1)[1] == WHY_RANGE.format(low=low, high=high)
+        assert checks[key](kind(high) + 1)[1] == WHY_RANGE.format(low=low, high=high)
 
 
 def test_initial_values_fall_back_to_defaults_for_missing_and_invalid_keys(db: None) -> None:
@@ -190,6 +205,7 @@ def test_invalid_stored_key_is_reported_and_saving_replaces_it(admin_client, db:
 
 
 def test_changelist_lists_rows_with_a_summary(admin_client, row: TradeSettings) -> None:
+    TradeSettings.objects.filter(pk=row.pk).update(auto_recovery={**STORED, "note": "kept"})
     factories.TradeSettingsFactory(auto_recovery="oops")
 
     response = admin_client.get(reverse("admin:recovery_tradesettings_changelist"))
@@ -272,7 +288,8 @@ def test_save_that_changes_nothing_writes_nothing(admin_client, row: TradeSettin
 
     response = admin_client.post(change_url(row), unchanged, follow=True)
 
-    assert MSG_NO_CHANGE in response.content.decode()
+    shown = [str(m) for m in response.context["messages"]]
+    assert shown == [MSG_NO_CHANGE]  # one message: not "changed successfully" beside it
     assert audit_rows() == []
     saved = row_reload(row)
     assert saved.auto_recovery == STORED
@@ -292,7 +309,9 @@ def test_save_that_changes_nothing_writes_nothing(admin_client, row: TradeSettin
         (
             "blackout_windows",
             "25:00-01:00",
-            MSG_BLACKOUT_WINDOW.format(item="25:00-01:00", problem="start '25:00' is not HH:MM"),
+            MSG_BLACKOUT_WINDOW.format(
+                item="25:00-01:00", problem="start '25:00': hour 25 is out of range (00 to 23)"
+            ),
         ),
         (
             "blackout_windows",
@@ -324,18 +343,63 @@ def test_post_without_digest_is_refused(admin_client, row: TradeSettings) -> Non
     assert row_reload(row).auto_recovery == STORED
 
 
-def test_concurrent_change_is_refused(admin_client, row: TradeSettings) -> None:
-    digest = page_digest(admin_client, row)
-    backend_value = {**STORED, "new_timeout_seconds": 90, "unfilled_timeout_seconds": 600}
+def test_concurrent_change_is_refused_shows_what_changed_and_keeps_the_input(
+    admin_client, row: TradeSettings
+) -> None:
+    opened = admin_client.get(change_url(row)).context["adminform"].form
+    digest, shown = opened["digest"].value(), opened["shown"].value()
+    backend_value = {**STORED, "new_timeout_seconds": 90, "max_auto_retries": 3, "unfilled_max_reprices": 2}
     TradeSettings.objects.filter(pk=row.pk).update(auto_recovery=backend_value)  # the backend writes
 
-    response = admin_client.post(change_url(row), post_data(digest))
+    # The user changed the timeout (as the backend did) and the breaker; not the retries.
+    mine = post_data(digest, shown=shown, new_timeout_seconds=60, max_auto_retries=1)
+    response = admin_client.post(change_url(row), mine)
 
     assert response.status_code == 200
-    assert response.context["adminform"].form.non_field_errors() == [MSG_CHANGED]
+    form = response.context["adminform"].form
+    errors = form.non_field_errors()
+    assert errors[0] == MSG_CHANGED and errors[-1] == MSG_CHANGED_AGAIN
+    assert "new_timeout_seconds: then 45, now 90" in errors
+    assert "max_auto_retries: then 1, now 3" in errors
+    assert "unfilled_max_reprices: then 0, now 2" in errors
     assert MSG_CHANGED in response.content.decode()
     assert row_reload(row).auto_recovery == backend_value
     assert audit_rows() == []
+    # What the user typed stays; what they had not touched now shows the stored value.
+    assert form["new_timeout_seconds"].value() == "60"
+    assert form["max_replacements_per_sweep"].value() == "30"
+    assert form["max_auto_retries"].value() == "3"
+    assert form["unfilled_max_reprices"].value() == "2"
+    assert form["digest"].value() == auto_recovery_digest(backend_value)
+
+    # Saving again, having seen the changes, applies the user's input over them.
+    again = {key: form[key].value() for key in ("digest", "shown")}
+    response = admin_client.post(
+        change_url(row),
+        post_data(again["digest"], shown=again["shown"], max_auto_retries=3, unfilled_max_reprices=2),
+    )
+    assert response.status_code == 302
+    saved = row_reload(row).auto_recovery
+    assert (saved["new_timeout_seconds"], saved["max_auto_retries"], saved["unfilled_max_reprices"]) == (
+        60,
+        3,
+        2,
+    )
+
+
+def test_concurrent_change_without_the_opened_value_is_refused_and_rearmed(
+    admin_client, row: TradeSettings
+) -> None:
+    digest = page_digest(admin_client, row)
+    backend_value = {**STORED, "new_timeout_seconds": 90}
+    TradeSettings.objects.filter(pk=row.pk).update(auto_recovery=backend_value)
+
+    response = admin_client.post(change_url(row), post_data(digest))
+
+    form = response.context["adminform"].form
+    assert form.non_field_errors() == [MSG_CHANGED, MSG_CHANGED_AGAIN]
+    assert form["digest"].value() == auto_recovery_digest(backend_value)
+    assert row_reload(row).auto_recovery == backend_value
 
 
 def test_row_deleted_meanwhile_is_refused(admin_client, row: TradeSettings) -> None:
@@ -379,7 +443,9 @@ def test_saving_over_a_value_that_is_not_an_object_writes_a_fresh_object(admin_c
     row = factories.TradeSettingsFactory(auto_recovery="oops")
     digest = page_digest(admin_client, row)
 
-    response = admin_client.post(change_url(row), post_data(digest, blackout_windows=""))
+    response = admin_client.post(
+        change_url(row), post_data(digest, blackout_windows="", unfilled_timeout_seconds=600)
+    )
 
     assert response.status_code == 302
     stored = row_reload(row).auto_recovery
@@ -441,7 +507,8 @@ def test_service_keeps_the_stored_form_of_unchanged_values(row: TradeSettings) -
 
 
 @pytest.mark.parametrize(
-    "values", [{"unfilled_timeout_seconds": 10}, {"enabled": 1}, {"new_timeout_seconds": 0}]
+    "values",
+    [{"note": 10}, {"enabled": 1}, {"new_timeout_seconds": 0}, {"unfilled_max_reprices": -1}],
 )
 def test_service_refuses_unknown_keys_and_invalid_values(row: TradeSettings, values: dict) -> None:
     with pytest.raises(ValueError):
@@ -468,3 +535,87 @@ def test_form_holds_the_row_lock_until_the_save_commits(committed_db: None) -> N
                     cursor.execute("UPDATE trade_settings SET auto_recovery = '{}' WHERE id = %s", [row.pk])
     finally:
         other.close()
+
+
+# --- the other keys, as one JSON object ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "{not json",
+            "Not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1).",
+        ),
+        ("[1, 2]", MSG_OTHERS_OBJECT),
+        ("", "Not valid JSON: Expecting value: line 1 column 1 (char 0)."),
+        (
+            '{"new_timeout_seconds": 0}',
+            MSG_OTHERS_TYPED.format(key="new_timeout_seconds", why="must be between 1 and 86400"),
+        ),
+        (
+            '{"unfilled_max_reprices": true}',
+            MSG_OTHERS_TYPED.format(key="unfilled_max_reprices", why=WHY_INT),
+        ),
+        (
+            '{"new_timeout_seconds": 61}',
+            MSG_OTHERS_CONFLICT.format(key="new_timeout_seconds", value="61", field="60"),
+        ),
+    ],
+)
+def test_other_keys_must_be_a_valid_object(admin_client, row: TradeSettings, text: str, message: str) -> None:
+    digest = page_digest(admin_client, row)
+
+    response = admin_client.post(change_url(row), post_data(digest, other_keys=text))
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {"other_keys": [message]}
+    assert row_reload(row).auto_recovery == STORED
+
+
+def test_other_keys_are_edited_added_and_removed_with_an_audit_diff(admin_client, row: TradeSettings) -> None:
+    TradeSettings.objects.filter(pk=row.pk).update(auto_recovery={**STORED, "note": "old", "gone": 1})
+    digest = page_digest(admin_client, row)
+    assert '"note": "old"' in admin_client.get(change_url(row)).content.decode().replace("&quot;", '"')
+
+    text = '{"note": "new", "added": [1, 2], "new_timeout_seconds": 60}'  # the same as its field: fine
+    response = admin_client.post(change_url(row), post_data(digest, other_keys=text))
+
+    assert response.status_code == 302
+    stored = row_reload(row).auto_recovery
+    assert stored["note"] == "new" and stored["added"] == [1, 2] and "gone" not in stored
+    assert stored["new_timeout_seconds"] == 60 and stored["unfilled_timeout_seconds"] == 300
+    [audit] = audit_rows()
+    assert {"note", "added", "gone"} <= set(audit.detail["changed_keys"])
+
+
+def test_unfilled_keys_are_written_only_when_set_or_stored(admin_client, db: None) -> None:
+    row = factories.TradeSettingsFactory(auto_recovery={"new_timeout_seconds": 45})
+    digest = page_digest(admin_client, row)
+
+    admin_client.post(
+        change_url(row), post_data(digest, unfilled_timeout_seconds=600, unfilled_max_price_deviation_pct=2.0)
+    )
+
+    stored = row_reload(row).auto_recovery
+    assert "unfilled_timeout_seconds" not in stored  # the backend's default: a missing key means it
+    assert stored["unfilled_max_price_deviation_pct"] == 2.0
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "why"),
+    [
+        ("unfilled_timeout_seconds", -1, "must be between 0 and 86400"),
+        ("unfilled_max_reprices", 101, "must be between 0 and 100"),
+        ("unfilled_max_price_deviation_pct", 100.5, "must be between 0 and 100"),
+    ],
+)
+def test_unfilled_fields_are_checked_like_the_others(
+    admin_client, row: TradeSettings, key: str, value: Any, why: str
+) -> None:
+    digest = page_digest(admin_client, row)
+
+    response = admin_client.post(change_url(row), post_data(digest, **{key: value}))
+
+    assert response.context["adminform"].form.errors == {key: [MSG_INVALID.format(why=why)]}
+    assert row_reload(row).auto_recovery == STORED

@@ -9,6 +9,7 @@ from datetime import time
 import pytest
 
 from recovery.config import (
+    UNFILLED_DEFAULTS,
     WHOLE_COLUMN,
     WHY_BOOL,
     WHY_FLOAT,
@@ -21,6 +22,7 @@ from recovery.config import (
     BlackoutWindow,
     SettingsWarning,
     config_parse,
+    unfilled_parse,
 )
 
 DEFAULTS = {
@@ -225,7 +227,7 @@ def test_each_invalid_key_is_reported_and_the_valid_ones_beside_it_still_apply()
     assert reasons["new_timeout_seconds"] == WHY_INT
     assert reasons["max_price_deviation_pct"] == WHY_RANGE.format(low=0, high=100)
     assert reasons["allow_replace_outside_rth"] == WHY_BOOL
-    assert "'24:00' is not HH:MM" in reasons["blackout_windows"]
+    assert "'24:00': hour 24 is out of range (00 to 23)" in reasons["blackout_windows"]
 
 
 # --- a column that holds no JSON object ------------------------------------------------------
@@ -360,10 +362,12 @@ def test_window_as_dict_writes_hh_mm() -> None:
     ("windows", "problem"),
     [
         ([window("09:30", "09:30")], "start equals end"),
-        ([window("24:00", "01:00")], "start '24:00' is not HH:MM"),
-        ([window("23:00", "24:00")], "end '24:00' is not HH:MM"),
+        ([window("24:00", "01:00")], "start '24:00': hour 24 is out of range (00 to 23)"),
+        ([window("23:00", "24:00")], "end '24:00': hour 24 is out of range (00 to 23)"),
+        ([window("25:99", "26:00")], "start '25:99': hour 25 is out of range (00 to 23)"),
         ([window("9:30", "10:00")], "start '9:30' is not HH:MM"),
-        ([window("09:60", "10:00")], "start '09:60' is not HH:MM"),
+        ([window("09:60", "10:00")], "start '09:60': minute 60 is out of range (00 to 59)"),
+        ([window("٩٩:30", "10:00")], "start '٩٩:30' is not HH:MM"),
         ([window("0930", "1000")], "start '0930' is not HH:MM"),
         ([window("09:30:00", "10:00")], "start '09:30:00' is not HH:MM"),
         ([window(" 09:30", "10:00")], "start ' 09:30' is not HH:MM"),
@@ -390,3 +394,38 @@ def test_invalid_blackout_windows_fall_back_to_none_at_all(windows: object, prob
     assert warnings[0].value == windows
     assert warnings[0].reason.startswith('must be a list of {"start": "HH:MM", "end": "HH:MM"}')
     assert warnings[0].reason.endswith(f"({problem})")
+
+
+# --- the backend's unfilled_* keys: typed for the settings page, never read by the sweep ---
+
+
+def test_unfilled_keys_take_the_backends_defaults() -> None:
+    assert UNFILLED_DEFAULTS == {
+        "unfilled_timeout_seconds": 600,
+        "unfilled_reprice_interval_seconds": 0,
+        "unfilled_max_reprices": 0,
+        "unfilled_max_price_deviation_pct": 1.5,
+    }
+    assert unfilled_parse(None) == UNFILLED_DEFAULTS
+    assert unfilled_parse("not an object") == UNFILLED_DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "expected"),
+    [
+        ({"unfilled_timeout_seconds": 0}, "unfilled_timeout_seconds", 0),  # 0 = off is valid
+        ({"unfilled_timeout_seconds": 45.5}, "unfilled_timeout_seconds", 600),  # not an int: default
+        ({"unfilled_max_reprices": True}, "unfilled_max_reprices", 0),  # a bool is no int
+        ({"unfilled_max_reprices": 101}, "unfilled_max_reprices", 0),  # out of range
+        ({"unfilled_max_price_deviation_pct": 2}, "unfilled_max_price_deviation_pct", 2.0),
+        ({"unfilled_max_price_deviation_pct": float("nan")}, "unfilled_max_price_deviation_pct", 1.5),
+    ],
+)
+def test_unfilled_keys_are_typed_strictly(raw: dict, key: str, expected: object) -> None:
+    assert unfilled_parse(raw)[key] == expected
+
+
+def test_the_sweep_ignores_unfilled_keys() -> None:
+    config, warnings = config_parse({"unfilled_timeout_seconds": "soon", "new_timeout_seconds": 60})
+    assert warnings == [] and config.new_timeout_seconds == 60
+    assert "unfilled_timeout_seconds" not in config.as_dict()

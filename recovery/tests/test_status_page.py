@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -12,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from recovery.charts import hourly_buckets, hourly_svg
+from recovery.charts import _ticks, hourly_buckets, hourly_svg
 from recovery.models import SweepRun, TradeOrder
 from recovery.routers import trading_alias
 from recovery.tests import factories
@@ -89,7 +90,10 @@ def test_status_page_costs_a_fixed_number_of_queries(watcher: Client, django_ass
     with django_assert_num_queries(len(first)):
         page = watcher.get(reverse(STATUS))
     assert len(page.context["status"].runs) == 40 and page.context["report"]["scanned"] == 40
-    assert len(first) <= 13  # 12, and today's halts read once for the whole sweep
+    # The dry run (settings, today's halts, candidates, ib_settings), its orders' facts, the
+    # chart's rows, the last 50 runs, the last cron and admin runs, their audit rows, the
+    # non-candidates.
+    assert len(first) <= 17
 
 
 def test_hourly_buckets_sum_runs_per_hour_and_drop_older_ones() -> None:
@@ -113,5 +117,69 @@ def test_svg_has_a_bar_per_series_and_hour_scaled_to_the_peak() -> None:
     now = dt.datetime(2026, 11, 24, 16, 30, tzinfo=dt.UTC)
     svg = hourly_svg(hourly_buckets([(now, 4, 2, 0)], now=now))
     assert svg.count("<rect ") == 48 * 3
-    assert "max 4" in svg and "cancelled 4" in svg and "replaced 2" in svg
+    assert "cancelled 4" in svg and "replaced 2" in svg
     assert "<script" not in svg
+    # Scales to its container (a viewBox, no fixed width) and has a y axis with round ticks.
+    assert 'viewBox="0 0 960 240"' in svg and 'width="960"' not in svg
+    ticks = re.findall(r'<text class="y-tick"[^>]*>(\d+)</text>', svg)
+    assert ticks == ["0", "1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize(
+    ("peak", "ticks"),
+    [
+        (1, [0, 1]),
+        (5, [0, 1, 2, 3, 4, 5]),
+        (7, [0, 2, 4, 6, 8]),
+        (11, [0, 5, 10, 15]),
+        (999, [0, 200, 400, 600, 800, 1000]),
+    ],
+)
+def test_axis_ticks_are_round_steps_up_to_the_peak(peak: int, ticks: list[int]) -> None:
+    assert _ticks(peak) == ticks
+
+
+@pytest.mark.django_db
+def test_status_page_tells_cron_runs_from_admin_runs_and_links_runs_to_their_audit(watcher: Client) -> None:
+    admin_run = factories.SweepRunFactory(
+        started_at=timezone.now() - dt.timedelta(minutes=4), actor="admin:ops", sweep_id="a" * 32, cancelled=1
+    )
+    audit = factories.AuditLogFactory(
+        action="auto_recovery.sweep",
+        resource_type="auto_recovery",
+        resource_id=None,
+        detail={"sweep_id": admin_run.sweep_id},
+    )
+    body = watcher.get(reverse(STATUS)).content.decode()
+    assert "Last cron run (auto_recover): no run recorded yet." in body
+    assert "Last admin run: 4 min ago" in body and "by admin:ops" in body
+    assert f"?sweep={audit.pk}" in body
+    factories.SweepRunFactory(started_at=timezone.now() - dt.timedelta(seconds=30), actor="auto_recover")
+    body = watcher.get(reverse(STATUS)).content.decode()
+    assert "Last cron run (auto_recover): 30 s ago" in body
+
+
+@pytest.mark.django_db
+def test_status_page_counts_old_new_orders_that_are_not_candidates_apart(watcher: Client) -> None:
+    stale(client_order_id="cand-1")
+    stale(client_order_id="part-1", filled_quantity=3)
+    stale(client_order_id="intent-1", params={"intent_only": True})
+    page = watcher.get(reverse(STATUS))
+    assert page.context["report"]["scanned"] == 1
+    assert page.context["status"].not_candidates == 2
+    body = page.content.decode()
+    assert "2 older NEW orders</a> are not a candidate" in body and "?stale=left" in body
+    assert "Cancel and re-place: nothing stops it" in body
+
+
+@pytest.mark.django_db
+def test_status_page_without_the_permission_is_a_403_in_the_admin_layout(
+    client: Client,
+    django_user_model,  # noqa: ANN001
+) -> None:
+    user = django_user_model.objects.create_user(username="nobody", password="pw", is_staff=True)
+    client.force_login(user)
+    page = client.get(reverse(STATUS))
+    assert page.status_code == 403
+    body = page.content.decode()
+    assert 'id="site-name"' in body and "recovery.view_tradeorder" in body

@@ -1,0 +1,180 @@
+"""Plain words for what happens to an order: one label per reason and not-a-candidate code.
+
+The admin shows an order's fate in five places (orders list, preview, status page, audit,
+order detail); all of them call these functions, so the words never drift apart. Each
+label leads with what happens ("Cancel only", "Left alone", ...), then why, with the
+inputs behind it (attempt, quote, deviation); the code itself is shown beside it by the
+caller, for searching. Pure: plain values in, text out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from recovery.decisions import Action, NotCandidate, Reason
+
+REPLACE, CANCEL_ONLY, LEFT_ALONE, FAILED = (
+    "Cancel and re-place",
+    "Cancel only",
+    "Left alone",
+    "Failed, stays NEW",
+)
+NOT_A_CANDIDATE = "Not a candidate"
+
+# What each reason does to the order, as a heading.
+REASON_ACTION: dict[Reason, str] = {
+    Reason.DISABLED: LEFT_ALONE,
+    Reason.BLACKOUT: LEFT_ALONE,
+    Reason.IB_UNREACHABLE: LEFT_ALONE,
+    Reason.GUARD_HALTED: LEFT_ALONE,
+    Reason.OPEN_AT_BROKER: LEFT_ALONE,
+    Reason.SEEN_BY_BROKER: LEFT_ALONE,
+    Reason.BROKER_EVIDENCE_UNREADABLE: LEFT_ALONE,
+    Reason.BROKER_EVIDENCE_UNAVAILABLE: LEFT_ALONE,
+    Reason.SUBMIT_IN_FLIGHT: LEFT_ALONE,
+    Reason.INVALID_ORDER: CANCEL_ONLY,
+    Reason.RETRIES_EXHAUSTED: CANCEL_ONLY,
+    Reason.OUTSIDE_RTH: CANCEL_ONLY,
+    Reason.QUOTE_UNAVAILABLE: CANCEL_ONLY,
+    Reason.PRICE_DEVIATION: CANCEL_ONLY,
+    Reason.REPLACED: REPLACE,
+    Reason.CIRCUIT_OPEN: LEFT_ALONE,
+    Reason.CHANGED_CONCURRENTLY: LEFT_ALONE,
+    Reason.WRITE_FAILED: FAILED,
+}
+
+# Why, in plain words; filled in by reason_label from the order's inputs.
+REASON_WHY: dict[Reason, str] = {
+    Reason.DISABLED: "auto-recovery is switched off",
+    Reason.BLACKOUT: "inside a blackout window",
+    Reason.IB_UNREACHABLE: "the IB gateway is unreachable",
+    Reason.GUARD_HALTED: "its project is halted by the risk guard today",
+    Reason.OPEN_AT_BROKER: "live at the broker (listed in open_orders.json)",
+    Reason.SEEN_BY_BROKER: "the broker's files show it",
+    Reason.BROKER_EVIDENCE_UNREADABLE: "a broker file could not be read",
+    Reason.BROKER_EVIDENCE_UNAVAILABLE: "the broker's files are not reachable from this host",
+    Reason.SUBMIT_IN_FLIGHT: "a submit to the broker is still in flight",
+    Reason.INVALID_ORDER: "the order row is unusable",
+    Reason.RETRIES_EXHAUSTED: "retries used up",
+    Reason.OUTSIDE_RTH: "outside NYSE regular hours",
+    Reason.QUOTE_UNAVAILABLE: "no fresh quote",
+    Reason.PRICE_DEVIATION: "the quote is too far from the limit",
+    Reason.REPLACED: "nothing stops it",
+    Reason.CIRCUIT_OPEN: "circuit breaker open",
+    Reason.CHANGED_CONCURRENTLY: "the order changed meanwhile",
+    Reason.WRITE_FAILED: "the write failed",
+}
+
+NOT_CANDIDATE_WHY: dict[NotCandidate, str] = {
+    NotCandidate.NOT_NEW: "status is not NEW",
+    NotCandidate.ACKNOWLEDGED: "the broker acknowledged it (it has broker ids)",
+    NotCandidate.FILLED: "it has a fill",
+    NotCandidate.TOO_YOUNG: "not stale yet (younger than the timeout)",
+    NotCandidate.INTENT_ONLY: "an intent row that Lean executes itself",
+    NotCandidate.NOT_FOUND: "no such order",
+    NotCandidate.CHANGED_MEANWHILE: "it changed since the page was shown",
+}
+
+assert set(REASON_ACTION) == set(Reason) == set(REASON_WHY), "every reason needs a label"
+assert set(NOT_CANDIDATE_WHY) == set(NotCandidate), "every not-a-candidate code needs a label"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _pct(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".") + "%"
+
+
+def _price(value: float) -> str:
+    return f"{value:,.4f}".rstrip("0").rstrip(".")
+
+
+def age_text(seconds: Any) -> str:
+    """ "45 s", "4 min", "2 h 05 min", "3 d 4 h": exact enough to act on, short enough to scan."""
+    value = _number(seconds)
+    if value is None or value < 0:
+        return "-"
+    whole = int(value)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    if whole < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+    return f"{whole // 86400} d {whole % 86400 // 3600} h"
+
+
+def _why(reason: Reason, outcome: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
+    why = REASON_WHY[reason]
+    attempt, limit = outcome.get("attempt"), settings.get("max_auto_retries")
+    quote, deviation = _number(outcome.get("quote")), _number(outcome.get("deviation_pct"))
+    max_deviation = _number(settings.get("max_price_deviation_pct"))
+    if reason is Reason.RETRIES_EXHAUSTED and type(attempt) is int and attempt >= 0 and type(limit) is int:
+        return f"{why} ({attempt} of {limit})"
+    if reason is Reason.PRICE_DEVIATION and deviation is not None and max_deviation is not None:
+        return f"quote {_price(quote or 0)} is {_pct(deviation)} from the limit (max {_pct(max_deviation)})"
+    if reason is Reason.REPLACED and deviation is not None:
+        return f"quote {_price(quote or 0)}, {_pct(deviation)} from the limit"
+    detail = outcome.get("detail")
+    if isinstance(detail, str) and detail and reason is not Reason.REPLACED:
+        return f"{why} ({detail})"
+    return why
+
+
+def reason_label(outcome: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None) -> str:
+    """ "Cancel only: retries used up (1 of 1)" for an outcome as OrderOutcome.as_dict() has it.
+
+    `settings`: the settings of that sweep (as_dict()), for the limits named in the label.
+    An unknown code (a newer sweep's audit row) is shown as itself.
+    """
+    settings = settings or {}
+    try:
+        reason = Reason(outcome.get("reason"))
+    except ValueError:
+        return str(outcome.get("reason"))
+    text = f"{REASON_ACTION[reason]}: {_why(reason, outcome, settings)}"
+    held = outcome.get("held_by_breaker")
+    if reason is Reason.CIRCUIT_OPEN and held:
+        text += f"; without it: {reason_label({**outcome, 'reason': held}, settings=settings)}"
+    return text
+
+
+def would_be_action(outcome: Mapping[str, Any]) -> str:
+    """The action an outcome stands for (replace / cancel / skip), the breaker's hold aside."""
+    reason = outcome.get("held_by_breaker") or outcome.get("reason")
+    heading = REASON_ACTION.get(Reason(reason)) if reason in set(Reason) else None
+    return {REPLACE: Action.REPLACE, CANCEL_ONLY: Action.CANCEL}.get(heading or "", Action.SKIP).value
+
+
+def not_candidate_label(why: Any, *, status: str | None = None) -> str:
+    """ "Not a candidate: status is FILLED, not NEW" for a LeftAlone.as_dict()['why']."""
+    try:
+        code = NotCandidate(why)
+    except ValueError:
+        return f"{NOT_A_CANDIDATE}: {why}"
+    text = NOT_CANDIDATE_WHY[code]
+    if code is NotCandidate.NOT_NEW and status:
+        text = f"status is {status}, not NEW"
+    return f"{NOT_A_CANDIDATE}: {text}"
+
+
+def settings_text(settings: Mapping[str, Any]) -> dict[str, str]:
+    """Each setting as text, never a Python repr: blackout windows as "23:45–00:15"."""
+    shown: dict[str, str] = {}
+    for key, value in settings.items():
+        if key == "blackout_windows" and isinstance(value, list):
+            windows = [
+                f"{w.get('start')}–{w.get('end')}" if isinstance(w, Mapping) else str(w) for w in value
+            ]
+            shown[key] = ", ".join(windows) + " (New York)" if windows else "none"
+        elif isinstance(value, bool):
+            shown[key] = "yes" if value else "no"
+        else:
+            shown[key] = str(value)
+    return shown
