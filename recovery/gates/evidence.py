@@ -285,6 +285,22 @@ def line_glance(line: bytes) -> tuple[str, datetime | None] | None:
     return tags[0].decode("utf-8", "replace").strip(), moment
 
 
+def chunk_elsewhere(chunk: bytes, *, first_line: bytes, wanted: frozenset[bytes], since: datetime) -> bool:
+    """True when no line of `chunk` (complete lines, oldest first) can concern `wanted`.
+
+    That is: its oldest line is not older than `since` (the file is in time order, so no
+    line of the chunk ends the read), and every "tag" in it is a plain value that is not
+    wanted. Then the chunk is passed over without a look at each line.
+    """
+    glance = line_glance(first_line.strip())
+    if glance is None or glance[1] is None or glance[1] < since:
+        return False
+    tags = _SIMPLE_TAG.findall(chunk)
+    if len(tags) != chunk.count(b'"tag"'):
+        return False
+    return not any(tag.strip() in wanted for tag in tags)
+
+
 def command_result_parse(raw: bytes, *, path: str) -> tuple[Sighting | None, str | None]:
     """(sighting, problem): a result file's status, or why it cannot be understood."""
     try:

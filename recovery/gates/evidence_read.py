@@ -38,6 +38,7 @@ from recovery.gates.evidence import (
     OrderEvidence,
     Sighting,
     SubmitCommand,
+    chunk_elsewhere,
     command_result_parse,
     event_line_parse,
     event_tag,
@@ -260,6 +261,7 @@ def _events_scan(
     position = os.fstat(handle.fileno()).st_size
     carry = b""
     first_chunk = True
+    wanted_bytes = frozenset(tag.encode() for tag in wanted)
     while position > 0:
         if findings.bytes_read >= max_bytes:
             findings.problem = MSG_TOO_LARGE.format(bytes=findings.bytes_read, since=since.isoformat())
@@ -272,6 +274,14 @@ def _events_scan(
         lines = data.split(b"\n")
         # The piece before the chunk's first newline continues in the chunk before it.
         carry = lines.pop(0) if position > 0 else b""
+        body = data[len(carry) + 1 :] if position > 0 else data
+        if (
+            not first_chunk
+            and lines
+            and chunk_elsewhere(body, first_line=lines[0], wanted=wanted_bytes, since=since)
+        ):
+            findings.lines += len(lines)
+            continue
         for index, line in enumerate(reversed(lines)):
             # Only what follows the file's last newline can still be being written.
             unterminated = first_chunk and index == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from recovery.gates.evidence import (
     SEEN_STATUSES,
     FileFindings,
     Sighting,
+    chunk_elsewhere,
     command_result_parse,
     event_is_done,
     event_sighting,
@@ -289,3 +291,17 @@ def test_an_escaped_tag_inside_a_message_does_not_fool_the_glance() -> None:
 )
 def test_anything_less_plain_goes_to_the_parser(line: bytes) -> None:
     assert line_glance(line) is None
+
+
+def test_a_chunk_of_other_orders_recent_lines_is_passed_over() -> None:
+    since = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    first = b'{"tag": "a", "time": "2026-11-24T15:30:00Z"}'
+    chunk = first + b'\n{"tag": "b", "time": "2026-11-24T15:31:00Z"}\n'
+    assert chunk_elsewhere(chunk, first_line=first, wanted=frozenset({b"x"}), since=since)
+    assert not chunk_elsewhere(chunk, first_line=first, wanted=frozenset({b"b"}), since=since)
+    old = b'{"tag": "a", "time": "2026-11-24T14:00:00Z"}'
+    assert not chunk_elsewhere(old + b"\n", first_line=old, wanted=frozenset({b"x"}), since=since)
+    escaped = first + b'\n{"tag": "\\u0078", "time": "2026-11-24T15:31:00Z"}\n'
+    assert not chunk_elsewhere(escaped, first_line=first, wanted=frozenset({b"x"}), since=since)
+    untimed = b'{"tag": "a"}'
+    assert not chunk_elsewhere(untimed + b"\n", first_line=untimed, wanted=frozenset({b"x"}), since=since)

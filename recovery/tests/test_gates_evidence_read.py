@@ -302,3 +302,19 @@ def test_lines_across_chunk_boundaries_are_whole(root: Path) -> None:
     padding = "x" * (CHUNK_BYTES - 40)
     write_events(root, [event(status="Filled", filled=1, pad=padding), event(tag="y", pad=padding)])
     assert gather(root, request()).orders[55].seen.status == "FILLED"
+
+
+def test_a_wanted_event_deep_among_other_orders_lines_is_found(root: Path) -> None:
+    others = [event(tag=f"other-{i}") for i in range(8_000)]  # several chunks of recent lines
+    write_events(root, [*others[:3_000], event(status="Filled", filled=2), *others[3_000:]])
+    assert gather(root, request()).orders[55].seen.status == "FILLED"
+
+
+def test_a_wanted_tag_written_with_escapes_is_still_found(root: Path) -> None:
+    others = [event(tag=f"other-{i}") for i in range(8_000)]
+    escaped = '{"tag": "run7-AAPL-\\u0031", "status": "Submitted", "time": "' + stamp(NOW) + '"}\n'
+    path = write_events(root, others[:3_000])
+    with path.open("a") as handle:
+        handle.write(escaped)
+    write_events(root, others[3_000:])
+    assert gather(root, request()).orders[55].seen.status == "SUBMITTED"
