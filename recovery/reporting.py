@@ -62,8 +62,32 @@ def _gates_line(gates: dict[str, Any]) -> str:
     black = f"IN BLACKOUT {blackout['window']}" if blackout["active"] else "no blackout"
     return (
         f"gates: {ib_text}; {market_text}; {black}; halted: {halted}; "
-        f"quotes: {quotes_text}; open orders: {opens_text}"
+        f"quotes: {quotes_text}; open orders: {opens_text}; {_evidence_text(gates.get('broker_evidence'))}"
     )
+
+
+def _evidence_text(evidence: dict[str, Any] | None) -> str:
+    if not evidence:
+        return "broker evidence: not read"
+    if not evidence.get("available"):
+        return f"broker evidence: UNAVAILABLE ({evidence.get('problem')})"
+    if "folders" not in evidence:
+        return f"broker evidence: {evidence['root']} (nothing to read)"
+    kib = evidence.get("events_bytes_read", 0) / 1024
+    return (
+        f"broker evidence: {evidence['folders']} folder(s), {evidence.get('events_files_read', 0)} "
+        f"event file(s), {kib:,.0f} KiB read"
+    )
+
+
+def _omitted_line(result: SweepResult) -> str | None:
+    if not result.omitted:
+        return None
+    parts = [
+        f"{reason} {count:,}{'+' if reason in result.omitted_capped else ''}"
+        for reason, count in sorted(result.omitted.items())
+    ]
+    return "also skipped, not listed: " + ", ".join(parts)
 
 
 def sweep_lines(result: SweepResult, *, verbosity: int = 1) -> list[str]:
@@ -87,5 +111,8 @@ def sweep_lines(result: SweepResult, *, verbosity: int = 1) -> list[str]:
             lines += [f"  {o.id}: {o.detail}" for o in result.orders if o.detail]
     for alone in result.left_alone:
         lines.append(f"left alone: order {alone.id} {alone.client_order_id or ''} ({alone.why})")
+    omitted = _omitted_line(result)
+    if omitted:
+        lines.append(omitted)
     lines.append(counts)
     return lines

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
+from django.core.management import call_command
 
 from recovery.config import AutoRecoveryConfig
 from recovery.decisions import Reason
@@ -163,3 +165,17 @@ def test_an_idle_plan_probes_nothing(trading) -> None:
     assert plan.decided == [] and plan.report["ib"]["probed"] is False
     # Unprobed is not "down": the held-back order keeps its own reason.
     assert [str(o.reason) for o in plan.held_back] == ["guard_halted"]
+
+
+def test_the_commands_text_says_what_it_did_not_list(trading, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr("recovery.sweep_plan.HELD_BACK_COUNT_MAX", 25)
+    run_id = halted_run()
+    for i in range(30):
+        stale_order(age=900 - i, run_id=run_id)
+    stale_order(age=100)
+    out = io.StringIO()
+    call_command("auto_recover", "--verbosity", "2", now=CLOCK, stdout=out)
+    text = out.getvalue()
+    assert "also skipped, not listed: guard_halted 5+" in text  # 25 counted, 20 of them listed
+    assert "broker evidence: 1 folder(s), 0 event file(s), 0 KiB read" in text
+    assert "scanned 26  cancelled 1  replaced 1  skipped 25  failed 0" in text
