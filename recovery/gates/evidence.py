@@ -330,6 +330,20 @@ class FileFindings:
     unreadable_tags: set[str] = field(default_factory=set)  # named in lines that do not parse
     lines: int = 0
     bytes_read: int = 0
+    # Set when the read cap stopped the reading early: orders created before `oldest_read`
+    # (the oldest event time read) are not covered by what was read; newer ones are.
+    cut: str | None = None
+    oldest_read: datetime | None = None
+
+    def time_seen(self, moment: datetime) -> None:
+        if self.oldest_read is None or moment < self.oldest_read:
+            self.oldest_read = moment
+
+    def covers(self, since: datetime | None) -> bool:
+        """Whether every event of an order that exists since `since` was read."""
+        if self.cut is None:
+            return True
+        return since is not None and self.oldest_read is not None and since >= self.oldest_read
 
     def add(self, event: Mapping[str, Any], tag: str) -> None:
         sighting = event_sighting(event, tag=tag, path=self.path)
@@ -347,11 +361,13 @@ def evidence_combine(
     events: list[FileFindings],
     results: list[tuple[Sighting | None, str | None, str]],
     unavailable: str | None,
+    since: datetime | None = None,
 ) -> OrderEvidence:
     """One order's evidence from the files of its folders.
 
     snapshots: (path, tags listed or None when no fresh data, problem when unreadable);
-    results: (sighting, problem, path) of its submit command's result files.
+    results: (sighting, problem, path) of its submit command's result files; since: the
+    earliest moment an event about the order can carry (its creation less the clock skew).
     """
     unreadable: list[str] = []
     opened = None
@@ -366,6 +382,8 @@ def evidence_combine(
     for findings in events:
         if findings.problem is not None:
             unreadable.append(f"{findings.path}: {findings.problem}")
+        elif not findings.covers(since):
+            unreadable.append(f"{findings.path}: {findings.cut}")
         for tag in sorted(tags & findings.unreadable_tags):
             unreadable.append(f"{findings.path}: a line naming {tag!r} is not valid JSON")
         seen = seen or next((findings.seen[t] for t in sorted(tags) if t in findings.seen), None)

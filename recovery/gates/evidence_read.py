@@ -10,8 +10,9 @@ Bounded reads: execution_events.jsonl grows for the life of a run, and an event 
 order is written after the order's row (the backend writes the row, then submits). So the
 file is read backwards from its end, in chunks, and reading stops at the first event older
 than the oldest order it concerns (less BRIDGE_EVENTS_CLOCK_SKEW_SECONDS for clocks that
-disagree), or after BRIDGE_EVENTS_MAX_READ_BYTES. A file cut off by that cap before the
-boundary proves nothing: its orders are left alone (unreadable), not assumed unseen.
+disagree), or after BRIDGE_EVENTS_MAX_READ_BYTES. Where that cap cut the reading short,
+the orders created after the oldest event read are fully covered; the older ones are left
+alone (unreadable), not assumed unseen, so one ancient order cannot hold up the rest.
 """
 
 from __future__ import annotations
@@ -180,6 +181,7 @@ def evidence_gather(
             events=[f for f in (events.get(p) for p in consulted) if f is not None],
             results=[r for r in results if r is not None],
             unavailable=unavailable,
+            since=request.created_at - skew,
         )
     report = {
         "root": str(root),
@@ -264,7 +266,7 @@ def _events_scan(
     wanted_bytes = frozenset(tag.encode() for tag in wanted)
     while position > 0:
         if findings.bytes_read >= max_bytes:
-            findings.problem = MSG_TOO_LARGE.format(bytes=findings.bytes_read, since=since.isoformat())
+            findings.cut = MSG_TOO_LARGE.format(bytes=findings.bytes_read, since=since.isoformat())
             return
         step = min(CHUNK_BYTES, position)
         position -= step
@@ -302,6 +304,8 @@ def _line_take(
     if glance is not None and glance[0] not in wanted:
         # Another order's event: only its time counts, and parsing it whole would cost
         # most of the read (a run's file is mostly other orders' lines).
+        if glance[1] is not None:
+            findings.time_seen(glance[1])
         return glance[1] is not None and glance[1] < since
     event = event_line_parse(text)
     if event is None:
@@ -316,4 +320,6 @@ def _line_take(
     if tag is not None and tag in wanted:
         findings.add(event, tag)
     moment = event_time(event)
+    if moment is not None:
+        findings.time_seen(moment)
     return moment is not None and moment < since

@@ -263,6 +263,20 @@ def test_a_file_cut_by_the_read_cap_before_the_boundary_is_unreadable(root: Path
     assert "raise BRIDGE_EVENTS_MAX_READ_BYTES" in evidence.unreadable[0]
 
 
+def test_the_read_cap_leaves_only_orders_older_than_what_was_read(root: Path) -> None:
+    """One ancient stale order must not hold up the recovery of every other one."""
+    hours = [
+        event(tag=f"h-{i}", at=NOW - dt.timedelta(hours=10) + dt.timedelta(seconds=9 * i))
+        for i in range(4_000)
+    ]
+    write_events(root, hours)
+    ancient = request(1, client="ancient", created_at=NOW - dt.timedelta(days=3))
+    recent = request(2, client="recent", created_at=NOW - dt.timedelta(minutes=5))
+    gathered = gather(root, ancient, recent, max_bytes=CHUNK_BYTES)
+    assert "raise BRIDGE_EVENTS_MAX_READ_BYTES" in gathered.orders[1].unreadable[0]
+    assert gathered.orders[2].unreadable == ()
+
+
 def test_positive_evidence_found_before_the_cap_still_counts(root: Path) -> None:
     write_events(root, [*(event(tag=f"new-{i}") for i in range(5_000)), event(status="Filled", filled=1)])
     evidence = gather(root, request(), max_bytes=CHUNK_BYTES).orders[55]
