@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import DatabaseError
 from django.utils import timezone
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.schemas.openapi import AutoSchema
@@ -40,7 +40,7 @@ HTTP_STATUS = {
     Outcome.LOCK_HELD: status.HTTP_423_LOCKED,
     Outcome.COULD_NOT_RUN: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
-RESPONSES = {
+SWEEP_RESPONSES = {
     "200": "the sweep ran (skips are normal); the same JSON object as auto_recover --json",
     "400": "bad input: field errors, nothing done",
     "401": "no or unknown token / session",
@@ -62,9 +62,33 @@ def could_not_run_body(message: str) -> dict[str, Any]:
     return {"could_not_run": True, "message": message}
 
 
-class SweepSchema(AutoSchema):
+SETTINGS_RESPONSES = {
+    "200": "settings (defaults filled in), settings_warnings, gates, and what a sweep now would do",
+    "401": "no or unknown token / session",
+    "403": "no view_tradesettings permission",
+    "429": "rate limit: try again after Retry-After seconds",
+    "503": "could not read: database or schema ({could_not_run: true, message})",
+}
+
+
+class OperationSchema(AutoSchema):
+    """One named operation with its documented statuses (the bodies are described in the README)."""
+
+    def __init__(self, *, operation_id: str, responses: dict[str, str]) -> None:
+        super().__init__(tags=["recovery"])
+        self.operation_id, self.responses = operation_id, responses
+
+    def get_operation_id(self, path: str, method: str) -> str:
+        return self.operation_id
+
     def get_responses(self, path: str, method: str) -> dict[str, Any]:
-        return {code: {"description": text} for code, text in RESPONSES.items()}
+        return {code: {"description": text} for code, text in self.responses.items()}
+
+    def map_field(self, field: serializers.Field) -> dict[str, Any]:
+        # DRF maps only the exact BooleanField class to "boolean"; the strict one is one too.
+        if isinstance(field, serializers.BooleanField):
+            return {"type": "boolean"}
+        return super().map_field(field)
 
 
 class SweepView(APIView):
@@ -72,7 +96,7 @@ class SweepView(APIView):
 
     permission_classes = [CanRunRecovery]
     throttle_classes = [SweepThrottle]
-    schema = SweepSchema(tags=["recovery"], operation_id_base="RecoverySweep")
+    schema = OperationSchema(operation_id="runRecoverySweep", responses=SWEEP_RESPONSES)
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> SweepRequestSerializer:  # for the schema
         return SweepRequestSerializer(*args, **kwargs)
@@ -115,7 +139,7 @@ class SettingsView(APIView):
 
     permission_classes = [CanViewSettings]
     throttle_classes = [ReadThrottle]
-    schema = AutoSchema(tags=["recovery"], operation_id_base="RecoverySettings")
+    schema = OperationSchema(operation_id="getRecoverySettings", responses=SETTINGS_RESPONSES)
 
     def get(self, request: Request) -> Response:
         try:
