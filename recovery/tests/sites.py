@@ -10,8 +10,16 @@ from pathlib import Path
 from django.conf import settings
 
 BASE_DIR = Path(settings.BASE_DIR)
-# Variables of the test run that must not leak into a process that plays production.
-OURS = {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "TRADING_DATABASE_URL", "SECURE_SSL_REDIRECT", "SECRET_KEY"}
+# Variables of the test run that must not leak into a process that plays production
+# (the browser tests set DJANGO_ALLOW_ASYNC_UNSAFE, which check --deploy rightly refuses).
+OURS = {
+    "DJANGO_SETTINGS_MODULE",
+    "DATABASE_URL",
+    "TRADING_DATABASE_URL",
+    "SECURE_SSL_REDIRECT",
+    "SECRET_KEY",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+}
 BUILD_TRADING_TABLES = (
     "from recovery.schema import trading_schema_build; trading_schema_build(using='default');"
     "from recovery.models import IbSettings, TradeSettings;"
