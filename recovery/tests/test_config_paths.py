@@ -36,8 +36,13 @@ def relative_database() -> Iterator[tuple[str, Path]]:
     """A sqlite:/// URL relative to the repository, and where the file must end up."""
     name = f"var/test_config_paths_{secrets.token_hex(4)}.sqlite3"
     path = BASE_DIR / name
+    # A fresh clone has no var/ yet (make demo creates it); SQLite does not create folders.
+    created = not path.parent.exists()
+    path.parent.mkdir(exist_ok=True)
     yield f"sqlite:///{name}", path
     path.unlink(missing_ok=True)
+    if created:
+        path.parent.rmdir()
 
 
 def test_env_example_as_shipped_serves_locally_over_plain_http(tmp_path: Path) -> None:
