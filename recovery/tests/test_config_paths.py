@@ -47,9 +47,7 @@ def relative_database() -> Iterator[tuple[str, Path]]:
 
 def test_env_example_as_shipped_serves_locally_over_plain_http(tmp_path: Path) -> None:
     values = env_file_values(LOCAL_EXAMPLE)
-    result = manage(
-        "shell", "--no-imports", "-c", SHOW_SETTINGS, env=process_env(**values), cwd=tmp_path
-    )
+    result = manage("shell", "--no-imports", "-c", SHOW_SETTINGS, env=process_env(**values), cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
@@ -66,7 +64,12 @@ def test_auto_recover_runs_from_another_directory_on_a_relative_sqlite_url(
     tmp_path: Path, relative_database: tuple[str, Path]
 ) -> None:
     url, path = relative_database
-    env = process_env(SECRET_KEY="x", DATABASE_URL=url, LEAN_BRIDGE_ROOT=str(tmp_path / "bridge"))
+    env = process_env(
+        SECRET_KEY="x",
+        DATABASE_URL=url,
+        LEAN_BRIDGE_ROOT=str(tmp_path / "bridge"),
+        AUTO_RECOVER_LOCK_DIR=str(tmp_path),
+    )
     site_build(env=env, cwd=tmp_path)
 
     result = manage("auto_recover", "--json", env=env, cwd=tmp_path)
