@@ -8,8 +8,10 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 # The MariaDB the suite uses; Django creates and drops test_<name> on it.
 TEST_MYSQL_URL ?= mysql://root@127.0.0.1:3306/tradeops
+# make admin PORT=8001
+PORT ?= 8000
 
-.PHONY: demo admin bench test test-sqlite test-mysql lint venv venv-mysql clean
+.PHONY: demo admin bench test test-sqlite test-mysql lint venv venv-mysql clean system-packages
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +28,17 @@ venv-mysql: $(VENV)/.installed-mysql
 demo: venv
 	DEBUG=1 $(PY) manage.py demo
 
-# The admin on the demo database (after make demo): http://127.0.0.1:8000/admin/
+# The admin on the demo database (after make demo): http://127.0.0.1:$(PORT)/admin/
 admin: venv
-	DEBUG=1 $(PY) manage.py runserver
+	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-test: test-sqlite test-mysql
+# What mysqlclient builds with and the suite's tools (chromium, the MariaDB client):
+# installed with apt when missing and run as root; otherwise it prints the command.
+system-packages:
+	bash .ci/system-packages python mysqlclient tests
+
+test: system-packages
+	$(MAKE) test-sqlite test-mysql
 
 test-sqlite: venv
 	@echo "=== tests on SQLite ==="

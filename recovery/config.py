@@ -152,7 +152,7 @@ def _check_windows(value: Any) -> tuple[Any, str | None]:
     return tuple(windows), None
 
 
-# The numeric ranges of design.md's settings table; the admin form's min/max come from here.
+# The numeric ranges of docs/design.md's settings table; the admin form's min/max come from here.
 RANGES: dict[str, tuple[int, int]] = {
     "new_timeout_seconds": (1, 86400),
     "max_auto_retries": (0, 10),

@@ -1,4 +1,4 @@
-"""The decision table of design.md as a pure function of plain data.
+"""The decision table of docs/design.md as a pure function of plain data.
 
 No ORM, no clock, no files: `decide(order, gates=..., settings=..., now=...)` reads an
 OrderSnapshot and a GateState gathered once per sweep and returns a frozen Decision.

@@ -2,7 +2,7 @@
 
 Only a convenience: GET_LOCK is not shared across the nodes of a Galera or
 group-replication cluster, so correctness rests on the row-level guarantees of the
-sweep, never on this lock (design.md, "Several hosts").
+sweep, never on this lock (docs/design.md, "Several hosts").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What a sweep reports: per-order outcomes and the counts of design.md."""
+"""What a sweep reports: per-order outcomes and the counts of docs/design.md."""
 
 from __future__ import annotations
 

@@ -1,11 +1,14 @@
 """Settings for tradeops, read from the environment (django-environ).
 
-Every variable is listed, with a comment, in .env.example. A ``.env`` file next to
-manage.py is read when present; the real environment wins over it.
+Every variable is listed, with a comment, in .env.example (local work) and in
+deploy/production.env.example (a server). A ``.env`` file next to manage.py is read
+when present; the real environment wins over it. Every relative path, the SQLite
+database's included, counts from the repository, so cron needs no working directory.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import environ
@@ -23,10 +26,14 @@ if (BASE_DIR / ".env").is_file():
 DEBUG = env.bool("DEBUG", default=False)
 
 
-def _path(var: str, default: Path) -> Path:
-    """A folder from the environment; relative paths count from BASE_DIR (cron has no cwd)."""
-    path = Path(env.str(var, default=str(default)))
+def _from_repo(path: Path) -> Path:
+    """Relative paths count from the repository (BASE_DIR), never from the working directory."""
     return path if path.is_absolute() else BASE_DIR / path
+
+
+def _path(var: str, default: Path) -> Path:
+    """A file or folder from the environment (cron runs from anywhere)."""
+    return _from_repo(Path(env.str(var, default=str(default))))
 
 
 def _path_map(var: str) -> tuple[tuple[str, str], ...]:
@@ -60,16 +67,23 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "axes",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from gunicorn: no separate file server to keep in step.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "tradeops.urls"
@@ -113,6 +127,9 @@ def _database(var: str, default: str | None) -> dict:
         raise ImproperlyConfigured(f"{var} is not a usable database URL: {exc}") from None
     if config.get("ENGINE") != SUPPORTED_DB_SCHEMES[scheme] or not config.get("NAME"):
         raise ImproperlyConfigured(f"{var} names no database: {raw!r}")
+    if config["ENGINE"] == "django.db.backends.sqlite3" and config["NAME"] != ":memory:":
+        # sqlite:///var/x.sqlite3 is var/x.sqlite3 in the repository, wherever cron starts.
+        config["NAME"] = str(_from_repo(Path(config["NAME"])))
     if config["ENGINE"] == "django.db.backends.mysql":
         options = config.setdefault("OPTIONS", {})
         options.setdefault("charset", "utf8mb4")
@@ -131,6 +148,8 @@ if env.str("TRADING_DATABASE_URL", default=""):
     DATABASES["trading"] = _database("TRADING_DATABASE_URL", None)
 
 DATABASE_ROUTERS = ["recovery.routers.TradingRouter"]
+# Grow DATABASES above this line (per-alias OPTIONS belong in _database); everything
+# below reads the finished dict.
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -148,6 +167,37 @@ USE_I18N = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = _path("STATIC_ROOT", BASE_DIR / "var" / "static")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed, compressed copies from collectstatic, served by WhiteNoise with far-future
+    # cache headers; with DEBUG on, the plain names are used and no collectstatic is needed.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# Per-host cache: the API's rate limits, shared by the gunicorn workers of one host.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(_path("CACHE_DIR", BASE_DIR / "var" / "cache")),
+    }
+}
+
+# --- logins: the admin can cancel and re-place live orders ---------------------------
+# A session ends after a working day, and when the browser closes.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out username/IP before any password check.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Locked after this many failed logins for the same username from the same address,
+# for AXES_COOLOFF_MINUTES; `manage.py axes_reset_username NAME` unlocks at once.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "tradeops.client_ip.client_ip"
 
 # --- production hardening (manage.py check --deploy) -------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
@@ -156,11 +206,29 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
-)
+# nginx (deploy/nginx-tradeops.conf) terminates TLS and sets X-Forwarded-Proto and X-Real-IP.
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Uptime checkers may ask gunicorn on loopback directly, over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz/"]
+
+# --- the HTTP API for machines (recovery/api) ------------------------------------------
+REST_FRAMEWORK = {
+    # Tokens for scripts (no CSRF: nothing a browser sends on its own); sessions for
+    # browsers, with Django's CSRF check enforced by DRF's SessionAuthentication.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+}
+# Requests per user: a sweep trigger, and a read of the settings and gates.
+RECOVERY_API_SWEEP_RATE = env.str("RECOVERY_API_SWEEP_RATE", default="6/min")
+RECOVERY_API_READ_RATE = env.str("RECOVERY_API_READ_RATE", default="60/min")
 
 # --- the trading side ---------------------------------------------------------------
 # Folder where the Lean bridge writes quotes.json and open_orders.json.

@@ -1,7 +1,7 @@
 """The Lean bridge's snapshot files: quotes.json (rules 9-10) and open_orders.json (rule 4).
 
 A file that cannot be trusted gives no data and a problem code, never an exception:
-a bad bridge file must not stop the sweep (design.md, "Never").
+a bad bridge file must not stop the sweep (docs/design.md, "Guarantees").
 """
 
 from __future__ import annotations

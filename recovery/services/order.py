@@ -1,7 +1,7 @@
 """One order's recovery: lock, re-check, conditional cancel, replacement, audit rows.
 
 The caller holds the transaction (services.sweep): either all of it commits or none
-of it does (design.md, "Writing it down").
+of it does (docs/design.md, "Writing it down").
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def order_recover(snapshot: OrderSnapshot, decision: Decision, *, context: Sweep
     return outcome
 
 
-# design.md's conditional cancel, spelled out: it flips NEW to CANCELED only while the
+# docs/design.md's conditional cancel, spelled out: it flips NEW to CANCELED only while the
 # broker has not seen the order and nothing filled. Plain SQL (the same on MySQL and
 # SQLite) because it is the statement every guarantee rests on, and it runs once per order.
 CANCEL_SQL = (

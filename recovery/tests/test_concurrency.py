@@ -1,6 +1,6 @@
 """Sweeps against each other and against the backend, on real MariaDB connections.
 
-design.md, "Several hosts": what holds across hosts is the row level (the conditional
+docs/design.md, "Several hosts": what holds across hosts is the row level (the conditional
 cancel, SELECT ... FOR UPDATE SKIP LOCKED, the unique client_order_id of a
 replacement); the named lock only keeps runs on one server apart. Every test here runs
 real threads, each on its own Django connection, over committed rows.

@@ -1,4 +1,4 @@
-"""The decision table of design.md, row by row, then its boundaries and odd inputs."""
+"""The decision table of docs/design.md, row by row, then its boundaries and odd inputs."""
 
 from __future__ import annotations
 

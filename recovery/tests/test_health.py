@@ -90,9 +90,14 @@ def test_bad_max_age_is_refused(value: str) -> None:
         call_command("auto_recover_health", "--max-age", value)
 
 
-def test_max_age_is_required() -> None:
-    with pytest.raises(CommandError, match="--max-age"):
-        call_command("auto_recover_health")
+def test_max_age_defaults_to_the_setting(settings) -> None:  # noqa: ANN001
+    beat("ok", seconds_ago=150)
+    settings.RECOVERY_HEALTH_MAX_AGE_SECONDS = 180
+    code, out = health()
+    assert code == 0 and out.startswith("ok: last run 150s ago")
+    settings.RECOVERY_HEALTH_MAX_AGE_SECONDS = 120
+    code, out = health()
+    assert code == 1 and out.startswith("stale: last run 150s ago, more than 120s")
 
 
 # --- /healthz/recovery --------------------------------------------------------------

@@ -1,12 +1,14 @@
-"""Proof, part 4: the README's GRANTs are all the trading account needs, and no more.
+"""Proof, part 4: the README's GRANTs are all the two accounts need, and no more.
 
-The statements are read from README.md ("Deploying against MySQL / MariaDB", the sql
-block), so this proves exactly what the README tells the DBA. A scratch trading
-database (reference DDL + deploy/mysql/patches) and a scratch database for Django's own
-tables are created as root; the account gets only the README's grants; then the
-command, the admin's recovery path and `manage.py check` run as real processes with
-TRADING_DATABASE_URL on that account, and the account is shown to be unable to change
-the schema or delete orders.
+The statements are read from README.md ("Running it in production", its two sql
+blocks), so this proves exactly what the README tells the DBA. A scratch trading
+database (reference DDL + deploy/mysql/patches) is created as root; the trading account
+gets only the README's grants on it, and Django's account and its database are created
+by the README's second block. Then `migrate`, the command, the admin's recovery path,
+`manage.py check` and the housekeeping commands run as real processes with
+DATABASE_URL on Django's account and TRADING_DATABASE_URL on the trading account; the
+trading account is shown to be unable to change the schema or delete orders, and
+Django's account to have nothing on the trading database.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ from recovery.tests.scratch import registered_connection
 pytestmark = pytest.mark.mysql
 
 BASE_DIR = Path(settings.BASE_DIR)
-README_SECTION = "## Deploying against MySQL / MariaDB"
+README_SECTION = "## Running it in production"
 README_DATABASE = "trading"
 README_ACCOUNT = "'tradeops'@"
+README_DJANGO_DATABASE = "tradeops"
+README_DJANGO_ACCOUNT = "'tradeops_django'@"
 README_PASSWORD = "'…'"
 # ER_TABLEACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR, ER_COLUMNACCESS_DENIED_ERROR
 ACCESS_DENIED = {1142, 1044, 1143}
@@ -80,14 +84,33 @@ print(json.dumps(after))
 """
 
 
-def readme_grant_statements() -> list[str]:
-    """The sql block of the README's MySQL deployment section, statement by statement."""
+def readme_sql_blocks() -> list[str]:
     text = (BASE_DIR / "README.md").read_text()
     assert README_SECTION in text, f"README.md has no {README_SECTION!r} section"
     section = text.split(README_SECTION, 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```sql\n(.*?)```", section, flags=re.S)
-    assert len(blocks) == 1, f"expected one sql block in {README_SECTION!r}, found {len(blocks)}"
-    return sql_statements(blocks[0])
+    assert len(blocks) == 2, f"expected two sql blocks in {README_SECTION!r}, found {len(blocks)}"
+    return blocks
+
+
+def readme_grant_statements() -> list[str]:
+    """The trading account's sql block of the README's production section, statement by statement."""
+    (block,) = [b for b in readme_sql_blocks() if README_ACCOUNT in b]
+    return sql_statements(block)
+
+
+def readme_django_statements() -> list[str]:
+    """Django's account and database, as the README's second sql block creates them."""
+    (block,) = [b for b in readme_sql_blocks() if README_DJANGO_ACCOUNT in b]
+    return sql_statements(block)
+
+
+def for_scratch_django(statement: str, *, database: str, user: str, password: str) -> str:
+    scratch = statement.replace(README_DJANGO_ACCOUNT, f"'{user}'@").replace(README_PASSWORD, f"'{password}'")
+    scratch = re.sub(rf"\bDATABASE {README_DJANGO_DATABASE}\b", f"DATABASE `{database}`", scratch)
+    scratch = re.sub(rf"\bON {README_DJANGO_DATABASE}\.\*", f"ON `{database}`.*", scratch)
+    assert "tradeops" not in scratch.replace(database, "").replace(user, ""), scratch
+    return scratch
 
 
 def for_scratch(statement: str, *, database: str, user: str, password: str) -> str:
@@ -105,6 +128,8 @@ class Deployment:
     django_name: str
     user: str
     password: str
+    django_user: str
+    django_password: str
     host: str
     port: int
     grants: list[str]  # as run, after substitution
@@ -113,6 +138,9 @@ class Deployment:
     def url(self, name: str, *, limited: bool) -> str:
         who = f"{self.user}:{self.password}" if limited else root_credentials(self.trading.settings_dict)
         return f"mysql://{who}@{self.host}:{self.port}/{name}"
+
+    def django_url(self) -> str:
+        return f"mysql://{self.django_user}:{self.django_password}@{self.host}:{self.port}/{self.django_name}"
 
     def env(self) -> dict[str, str]:
         environment = {
@@ -123,10 +151,11 @@ class Deployment:
         environment.update(
             DJANGO_SETTINGS_MODULE="tradeops.settings",
             SECRET_KEY="least-privilege-tests",
-            DATABASE_URL=self.url(self.django_name, limited=False),
+            DATABASE_URL=self.django_url(),
             TRADING_DATABASE_URL=self.url(self.trading_name, limited=True),
             LEAN_BRIDGE_ROOT=str(self.bridge),
             AUTO_RECOVER_LOCK_DIR=str(self.bridge),
+            DJANGO_SUPERUSER_PASSWORD="least-privilege-superuser",
         )
         return environment
 
@@ -160,22 +189,26 @@ def deployment(django_db_blocker, tmp_path_factory: pytest.TempPathFactory) -> I
     token = secrets.token_hex(4)
     trading_name, django_name = f"test_tradeops_lp_{token}", f"test_tradeops_lpdj_{token}"
     user, password = f"test_lp_{token}", secrets.token_hex(16)
+    django_user, django_password = f"test_lpdj_{token}", secrets.token_hex(16)
     base = connections[trading_alias()].settings_dict
     with django_db_blocker.unblock(), registered_connection("lp_admin", {**base, "NAME": ""}) as admin:
         try:
             with admin.cursor() as cursor:
-                for name in (trading_name, django_name):
-                    cursor.execute(
-                        f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                    )
+                cursor.execute(
+                    f"CREATE DATABASE `{trading_name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                )
             with registered_connection("lp_trading", {**base, "NAME": trading_name}) as trading:
                 trading_schema_build(using="lp_trading")
                 grants = [
                     for_scratch(s, database=trading_name, user=user, password=password)
                     for s in readme_grant_statements()
                 ]
+                django_grants = [
+                    for_scratch_django(s, database=django_name, user=django_user, password=django_password)
+                    for s in readme_django_statements()
+                ]
                 with admin.cursor() as cursor:
-                    for statement in grants:
+                    for statement in grants + django_grants:
                         cursor.execute(statement)
                 deployment = Deployment(
                     trading=trading,
@@ -183,20 +216,23 @@ def deployment(django_db_blocker, tmp_path_factory: pytest.TempPathFactory) -> I
                     django_name=django_name,
                     user=user,
                     password=password,
+                    django_user=django_user,
+                    django_password=django_password,
                     host=base["HOST"] or "127.0.0.1",
                     port=int(base["PORT"] or 3306),
                     grants=grants,
                     bridge=tmp_path_factory.mktemp("lp-bridge"),
                 )
                 trading_rows_seed(deployment)
-                # Django's own tables, as the README says: migrate on DATABASE_URL, with
-                # TRADING_DATABASE_URL already on the limited account.
+                # Django's own tables, as the README says: migrate on DATABASE_URL (Django's
+                # account and its grants), with TRADING_DATABASE_URL on the limited account.
                 migrated = deployment.manage("migrate", "--noinput", "--verbosity", "0")
                 assert migrated.returncode == 0, migrated.stderr
                 yield deployment
         finally:
             with admin.cursor() as cursor:
-                cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+                for account in (user, django_user):
+                    cursor.execute(f"DROP USER IF EXISTS '{account}'@'%'")
                 for name in (trading_name, django_name):
                     cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
@@ -413,3 +449,100 @@ def test_the_grants_run_are_the_readmes(deployment: Deployment) -> None:
     assert len(deployment.grants) == len(statements)
     shown = deployment.root_rows(f"SHOW GRANTS FOR '{deployment.user}'@'%'")
     assert not any("ALL PRIVILEGES" in row[0] or "DELETE" in row[0] for row in shown), shown
+
+
+# --- (e) Django's own account: migrate ran in the fixture; what expires can be deleted ----------------
+
+
+def django_rows(deployment: Deployment, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """As root, on Django's database."""
+    with registered_connection(
+        "lp_django_root", {**deployment.trading.settings_dict, "NAME": deployment.django_name}
+    ) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+
+
+def test_djangos_account_prunes_heartbeats_and_expired_sessions(deployment: Deployment) -> None:
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=60)).replace(tzinfo=None)
+    django_rows(
+        deployment,
+        "INSERT INTO tradeops_sweep_runs (started_at, ended_at, duration_seconds, actor, host, sweep_id,"
+        " outcome, scanned, cancelled, replaced, skipped, failed, reasons, message)"
+        " VALUES (%s, %s, 0, 'auto_recover', 'old-host', 'old', 'ok', 0, 0, 0, 0, 0, '{}', '')",
+        [old, old],
+    )
+    django_rows(
+        deployment,
+        "INSERT INTO django_session (session_key, session_data, expire_date) VALUES ('lpexpired', 'x', %s)",
+        [old],
+    )
+
+    swept = deployment.manage("auto_recover", "--verbosity", "0")
+    cleared = deployment.manage("clearsessions")
+
+    assert swept.returncode == 0, swept.stderr
+    assert cleared.returncode == 0, cleared.stderr
+    assert django_rows(deployment, "SELECT COUNT(*) FROM tradeops_sweep_runs WHERE host = 'old-host'") == [
+        (0,)
+    ]
+    assert django_rows(deployment, "SELECT COUNT(*) FROM django_session WHERE session_key = 'lpexpired'") == [
+        (0,)
+    ]
+
+
+def test_djangos_account_runs_the_users_roles_tokens_and_unlock_commands(deployment: Deployment) -> None:
+    name = f"lp-ops-{secrets.token_hex(3)}"
+    superuser = deployment.run(
+        str(BASE_DIR / "manage.py"),
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        f"{name}-admin",
+        "--email",
+        "ops@example.com",
+    )
+    roles = deployment.manage("recovery_roles", "--operator", name)
+    token = deployment.manage("drf_create_token", name)
+    unlock = deployment.manage("axes_reset_username", name)
+    again = deployment.manage("migrate", "--noinput")
+
+    for done in (superuser, roles, token, unlock, again):
+        assert done.returncode == 0, done.stderr
+    assert f"{name} is in Recovery operators" in roles.stdout
+    assert token.stdout.startswith("Generated token ")
+    assert "No migrations to apply" in again.stdout
+
+
+def test_djangos_account_has_nothing_on_the_trading_database(deployment: Deployment) -> None:
+    import MySQLdb
+
+    connection = MySQLdb.connect(
+        host=deployment.host,
+        port=deployment.port,
+        user=deployment.django_user,
+        password=deployment.django_password,
+        database=deployment.django_name,
+        charset="utf8mb4",
+        autocommit=True,
+    )
+    allowed = []
+    try:
+        with connection.cursor() as cursor:
+            for statement in (
+                f"SELECT COUNT(*) FROM `{deployment.trading_name}`.trade_orders",
+                f"UPDATE `{deployment.trading_name}`.trade_settings SET auto_recovery = NULL",
+                f"CREATE DATABASE `{deployment.django_name}_other`",
+            ):
+                try:
+                    cursor.execute(statement)
+                except MySQLdb.OperationalError as exc:
+                    assert exc.args[0] in ACCESS_DENIED, (statement, exc.args)
+                else:
+                    allowed.append(statement)
+    finally:
+        connection.close()
+    assert allowed == []
+    shown = deployment.root_rows(f"SHOW GRANTS FOR '{deployment.django_user}'@'%'")
+    assert not any("ALL PRIVILEGES" in row[0] or "GRANT OPTION" in row[0] for row in shown), shown

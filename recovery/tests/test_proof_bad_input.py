@@ -1,8 +1,8 @@
 """Proof, part 3: bad settings, bad order rows and bad bridge files never stop the sweep.
 
-design.md, "Never": never let bad settings, a bad order row or a bad quote file stop the
+docs/design.md, "Guarantees": never let bad settings, a bad order row or a bad quote file stop the
 sweep for the other orders. Each property below feeds one reader arbitrary input and
-checks it against an oracle written from design.md (the settings table and its strict
+checks it against an oracle written from docs/design.md (the settings table and its strict
 types, rule 6 of the decision table, the quotes/open_orders file format), not from the
 code under test. The last property runs whole sweeps on the database of the run (SQLite
 or MariaDB) over random rows, settings and bridge files.
@@ -55,7 +55,7 @@ NOW = CLOCK  # Tuesday 2026-11-24 11:00 New York, mid-session
 OUTSIDE_RTH = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)  # 04:00 New York
 DEFAULTS = AutoRecoveryConfig()
 
-# --- design.md's settings table, as an oracle -------------------------------------------
+# --- docs/design.md's settings table, as an oracle -------------------------------------------
 
 BOOL_KEYS = frozenset({"enabled", "allow_replace_outside_rth"})
 INT_RANGES = {
@@ -167,7 +167,7 @@ HHMM_TEXT = st.one_of(
 
 
 def near_valid(key: str, *, finite: bool) -> st.SearchStrategy[Any]:
-    """Values at and around the edges of what design.md's settings table accepts."""
+    """Values at and around the edges of what docs/design.md's settings table accepts."""
     odd = st.sampled_from([None, "true", "45", [], {}, True, False, 0, 1, 45.0, -0.0, 10**400])
     floats = st.floats(min_value=-10, max_value=110, allow_nan=False)
     if not finite:
@@ -326,7 +326,7 @@ class DecideCase:
     row: dict[str, Any]
     gates: GateState
     config: AutoRecoveryConfig
-    in_flight: bool | None  # rule 5 by design.md; None: not known exactly (arbitrary command)
+    in_flight: bool | None  # rule 5 by docs/design.md; None: not known exactly (arbitrary command)
     open_tags: frozenset[str] | None = None  # what a fresh open_orders.json lists
 
 
@@ -472,7 +472,7 @@ def row_is_valid(*, side: Any, order_type: Any, quantity: Any, limit_price: Any)
 
 
 def early_skip(case: DecideCase) -> Reason | None:
-    """Rules 1 to 4 of the table, by design.md."""
+    """Rules 1 to 4 of the table, by docs/design.md."""
     params = case.row["params"] if type(case.row["params"]) is dict else {}
     project = params.get("project_id") if type(params.get("project_id")) is int else None
     mode = params.get("mode") if isinstance(params.get("mode"), str) and params.get("mode") else "paper"
@@ -490,7 +490,7 @@ def early_skip(case: DecideCase) -> Reason | None:
 
 
 def broker_tags_oracle(row: dict[str, Any], params: dict[str, Any]) -> set[str]:
-    """By design.md: broker_order_tag, else event_tag (not a copied direct: one), else the
+    """By docs/design.md: broker_order_tag, else event_tag (not a copied direct: one), else the
     client id; the client id and direct:<id> always match."""
 
     def text(value: Any) -> str | None:
@@ -589,7 +589,7 @@ def test_decide_checks_any_positive_quote_against_any_positive_limit(
     decision = decide(snapshot, gates=gates, settings=config, now=NOW)
 
     deviation = abs(Fraction(quote) - Fraction(limit_price)) / Fraction(limit_price) * 100
-    # design.md: exactly at the limit passes; Decimal or a 1e-9 tolerance may decide the last ulp.
+    # docs/design.md: exactly at the limit passes; Decimal or a 1e-9 tolerance may decide the last ulp.
     if deviation <= Fraction(max_deviation):
         assert (decision.action, decision.reason) == (Action.REPLACE, Reason.REPLACED)
     elif deviation > Fraction(max_deviation) * (1 + Fraction(1, 10**9)):
@@ -666,7 +666,7 @@ def price_oracle(value: Any) -> float | None:
 
 
 def bridge_oracle(content: bytes) -> tuple[bool | None, dict[str, float], set[str]]:
-    """(trusted or not, None when the timestamp is not one of ours; prices; tags) by design.md."""
+    """(trusted or not, None when the timestamp is not one of ours; prices; tags) by docs/design.md."""
     try:
         payload = json.loads(content)
     except (ValueError, RecursionError):
@@ -975,7 +975,7 @@ def sweep_check(scenario: SweepScenario, root: Path) -> SweepResult:
         row = scenario.rows[ids.index(order_id)]
         stale = row["age"] >= timeout
         intent = original.params.get("intent_only", False) if type(original.params) is dict else False
-        plain = intent is False or intent is None  # design.md: only intent_only = true is left out
+        plain = intent is False or intent is None  # docs/design.md: only intent_only = true is left out
         if row["state"] != "candidate" or not stale:
             # Acknowledged, filled, not NEW, intent-only or young: never a candidate, never touched.
             assert outcome is None and after[order_id].params == original.params, order_id

@@ -3,7 +3,7 @@
 test_concurrency.py races threads of one process; here every party is its own OS process
 with its own connection, released together (recovery/tests/proof_worker.py), over
 committed rows — what cron on several hosts, the admin and the trading backend do
-(design.md, "Several hosts" and "Never").
+(docs/design.md, "Several hosts" and "Guarantees").
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def command_facts(output: dict[str, Any], *, started: float, ended: float) -> di
 def invariants_assert(
     *, originals: set[int], reports: list[dict[str, Any]], executor: dict[str, Any]
 ) -> dict:
-    """design.md's guarantees over the whole table after the race; returns the figures."""
+    """docs/design.md's guarantees over the whole table after the race; returns the figures."""
     orders = {o.pk: o for o in TradeOrder.objects.all()}
     acknowledged = set(executor["acknowledged"])
     assert len(acknowledged) == len(executor["acknowledged"]), "the executor acknowledged an order twice"

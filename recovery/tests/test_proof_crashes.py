@@ -1,6 +1,6 @@
 """Proof, part 2: `manage.py auto_recover` killed with SIGKILL at random moments.
 
-design.md, "Writing it down" and "Never": cancel, replacement and their audit rows commit
+docs/design.md, "Writing it down" and "Guarantees": cancel, replacement and their audit rows commit
 in one transaction per order, so a run killed anywhere — before its first write, between
 two orders, inside an order's transaction, after its last — leaves no order cancelled
 whose replacement was due and not written, no replacement twice, no audit row without its

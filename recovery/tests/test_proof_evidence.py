@@ -174,7 +174,7 @@ def layout_write(root: Path, layout: Layout, *, order_id: int) -> Path:
     return run_dir
 
 
-# --- the oracle: design.md's words, independent of the code ------------------------------
+# --- the oracle: docs/design.md's words, independent of the code ------------------------------
 
 
 def line_shows_seen(raw: bytes, tags: frozenset[str]) -> bool:

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
@@ -33,11 +34,18 @@ class Command(BaseCommand):
     stealth_options = ("now",)
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--max-age", type=seconds, required=True, help="seconds since the last run")
+        parser.add_argument(
+            "--max-age",
+            type=seconds,
+            help="seconds since the last run (default RECOVERY_HEALTH_MAX_AGE_SECONDS, as /healthz/recovery)",
+        )
         parser.add_argument("--json", action="store_true", dest="as_json", help="one JSON object on stdout")
 
-    def handle(self, *, max_age: int, as_json: bool, now: dt.datetime | None = None, **options: Any) -> None:
-        health = health_get(now=now or timezone.now(), max_age_seconds=max_age)
+    def handle(
+        self, *, max_age: int | None, as_json: bool, now: dt.datetime | None = None, **options: Any
+    ) -> None:
+        limit = max_age if max_age is not None else settings.RECOVERY_HEALTH_MAX_AGE_SECONDS
+        health = health_get(now=now or timezone.now(), max_age_seconds=limit)
         self.stdout.write(json.dumps(health.as_dict()) if as_json else health.message)
         if health.exit_code:
             # Not a CommandError: the line above is the whole message, exit code for the monitor.
