@@ -24,6 +24,7 @@ class OrderOutcome:
     detail: str | None = None
     replacement_id: int | None = None
     replacement_client_order_id: str | None = None
+    now_status: str | None = None  # changed_concurrently / write_failed: the status read after
 
     @classmethod
     def of(cls, order_id: int, client_order_id: str, decided: Decision, /, **changes: Any) -> OrderOutcome:
@@ -85,6 +86,8 @@ class SweepResult:
     circuit_open: bool = False
     breaker_overridden: bool = False
     audit_id: int | None = None  # the sweep's audit_logs row, when one was written
+    connection_lost: str | None = None  # the error that stopped the sweep mid-way
+    not_tried: int = 0  # orders due a write that were not tried once the connection was lost
 
     @property
     def scanned(self) -> int:
@@ -137,4 +140,6 @@ class SweepResult:
             "gates": self.gates,
             "orders": [o.as_dict() for o in self.orders],
             "left_alone": [a.as_dict() for a in self.left_alone],
+            "connection_lost": self.connection_lost,
+            "not_tried": self.not_tried,
         }

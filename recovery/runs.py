@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 
+from recovery.audit_spool import audit_spool_flush
 from recovery.checks import trading_schema_assert
 from recovery.exceptions import SchemaNotReady, SweepLockHeld, error_line
 from recovery.models import SweepRun
@@ -27,6 +28,10 @@ logger = logging.getLogger("recovery.runs")
 Outcome = SweepRun.Outcome
 MSG_LOCK_HELD = "another auto_recover run holds the lock ({name}); nothing done"
 MSG_COULD_NOT_RUN = "could not run: {reason}"
+MSG_CONNECTION_LOST = (
+    "lost the database connection mid-sweep ({error}): {cancelled} order(s) recovered before it, "
+    "{not_tried} not tried; they stay NEW for the next run"
+)
 PRUNE_BATCH = 5000
 
 
@@ -52,9 +57,13 @@ def sweep_run_recorded(
     try:
         if check_schema:
             trading_schema_assert(using=trading_alias())
+        audit_spool_flush()  # a summary row a run that lost its connection could not write
         run = sweep_run_exclusive if exclusive else sweep_run
         result = run(now=now, actor=actor, **sweep)
         outcome = _outcome_of(result)
+        if result.connection_lost:
+            message = connection_lost_message(result)
+            _drop_lost_connections()
     except SweepLockHeld as exc:
         outcome, message = Outcome.LOCK_HELD, MSG_LOCK_HELD.format(name=exc)
     except (SchemaNotReady, DatabaseError) as exc:
@@ -72,7 +81,21 @@ def could_not_run_message(exc: SchemaNotReady | DatabaseError) -> str:
     return MSG_COULD_NOT_RUN.format(reason=reason)
 
 
+def connection_lost_message(result: SweepResult) -> str:
+    return MSG_CONNECTION_LOST.format(
+        error=result.connection_lost, cancelled=result.cancelled, not_tried=result.not_tried
+    )
+
+
+def _drop_lost_connections() -> None:
+    """Close handles the lost server left dead, so the heartbeat reconnects (if it can)."""
+    for connection in connections.all(initialized_only=True):
+        connection.close_if_unusable_or_obsolete()
+
+
 def _outcome_of(result: SweepResult) -> Outcome:
+    if result.connection_lost:
+        return Outcome.CONNECTION_LOST
     if result.circuit_open:
         return Outcome.CIRCUIT_OPEN
     return Outcome.FAILED if result.failed else Outcome.OK

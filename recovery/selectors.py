@@ -103,6 +103,29 @@ def order_locked_get(*, order_id: int) -> TradeOrder | None:
     return next(iter(orders[:1]), None)
 
 
+# MariaDB: a read after a conflict must see what another Galera node committed, so it
+# waits for this node to apply every write set certified before it (wsrep_sync_wait=1, a
+# no-op off a cluster). SET STATEMENT keeps it to this one read, in the same round trip.
+SYNCED_READ = "SET STATEMENT wsrep_sync_wait = 1 FOR "
+
+
+def order_current_get(
+    *, order_id: int | None = None, client_order_id: str | None = None
+) -> TradeOrder | None:
+    """The order as committed now, by id or client_order_id, without a lock.
+
+    For the re-read after another writer won (services.order_write); by primary key or the
+    unique client id, so it stays one indexed read.
+    """
+    if (order_id is None) == (client_order_id is None):
+        raise ValueError("give exactly one of order_id and client_order_id")
+    column, value = ("id", order_id) if order_id is not None else ("client_order_id", client_order_id)
+    connection = connections[trading_alias()]
+    prefix = SYNCED_READ if connection.vendor == "mysql" and connection.mysql_is_mariadb else ""
+    sql = f"{prefix}SELECT * FROM trade_orders WHERE {column} = %s"
+    return next(iter(TradeOrder.objects.using(trading_alias()).raw(sql, [value])), None)
+
+
 def orders_by_id(order_ids: Iterable[int]) -> dict[int, TradeOrder]:
     return TradeOrder.objects.in_bulk(list(order_ids))
 

@@ -6,6 +6,7 @@ of it does (design.md, "Writing it down").
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -25,10 +26,12 @@ from recovery.audit import (
 )
 from recovery.chain import (
     cancelled_params,
+    chain_root,
     replacement_client_order_id,
     replacement_params,
 )
 from recovery.config import AutoRecoveryConfig
+from recovery.conflicts import order_now_text
 from recovery.decisions import (
     Action,
     Decision,
@@ -44,7 +47,7 @@ from recovery.routers import trading_alias
 
 logger = logging.getLogger("recovery.sweep")
 
-MSG_CHANGED = "the order changed or another sweep holds it since it was read"
+MSG_HELD = "another writer holds the order's row lock (another sweep, the admin, the executor); left to it"
 MSG_REDECIDED = "the order changed since it was read; under lock it would now be: {action} ({reason})"
 
 
@@ -64,10 +67,10 @@ def order_recover(snapshot: OrderSnapshot, decision: Decision, *, context: Sweep
     now, sweep_id = result.now, result.sweep_id
     locked = selectors.order_locked_get(order_id=snapshot.id)
     if locked is None:
-        return _skipped(snapshot, decision, MSG_CHANGED)
+        return _skipped(snapshot, decision, MSG_HELD)
     fresh = selectors.order_snapshot(locked, runs=context.runs)
     if candidate_problem(fresh, settings=config, now=now) is not None:
-        return _skipped(snapshot, decision, MSG_CHANGED)
+        return changed_outcome(snapshot, decision, now=locked)
     again = decide(fresh, gates=context.gates, settings=config, now=now)
     if (again.action, again.reason) != (decision.action, decision.reason):
         return _skipped(snapshot, decision, MSG_REDECIDED.format(action=again.action, reason=again.reason))
@@ -75,9 +78,10 @@ def order_recover(snapshot: OrderSnapshot, decision: Decision, *, context: Sweep
     params = cancelled_params(
         original_params=locked.params, action=action, reason=str(decision.reason), now=now, sweep_id=sweep_id
     )
-    cancelled = order_cancel_conditional(order_id=snapshot.id, params=params, now=now)
-    if not cancelled:
-        return _skipped(snapshot, decision, MSG_CHANGED)
+    if not order_cancel_conditional(order_id=snapshot.id, params=params, now=now):
+        # Not possible under our row lock on one server; on a cluster another node may
+        # have won. The caller rolls back, re-reads and reports what the order now is.
+        raise NothingMatched(snapshot.id)
     replacement = (
         _replacement_create(locked, attempt=fresh_attempt(decision), now=now, sweep_id=sweep_id)
         if decision.replaces
@@ -92,6 +96,31 @@ def order_recover(snapshot: OrderSnapshot, decision: Decision, *, context: Sweep
     )
     audit_entries_write(_order_audit_entries(outcome, replacement, result), now=now)
     return outcome
+
+
+class NothingMatched(Exception):  # noqa: N818 (a signal between two services, not an error)
+    """The conditional cancel updated no row: the order changed after it was locked."""
+
+
+def changed_outcome(snapshot: OrderSnapshot, decision: Decision, *, now: TradeOrder | None) -> OrderOutcome:
+    """changed_concurrently, saying what the order is now (e.g. cancelled by another sweep)."""
+    replacement = None
+    wanted = _replacement_client_id_of(now) if now is not None else None
+    if wanted is not None:
+        replacement = selectors.order_current_get(client_order_id=wanted)
+    outcome = _skipped(snapshot, decision, order_now_text(now, replacement=replacement))
+    return dataclasses.replace(outcome, now_status=now.status if now is not None else None)
+
+
+def _replacement_client_id_of(order: TradeOrder) -> str | None:
+    """The client id a sweep's replacement of `order` has, when a sweep re-placed it."""
+    params = order.params if isinstance(order.params, dict) else {}
+    recovery = params.get("auto_recovery") if isinstance(params.get("auto_recovery"), dict) else {}
+    if not params.get("auto_recovery_cancel") or recovery.get("last_action") != "replace":
+        return None
+    attempts = recovery.get("attempts") if type(recovery.get("attempts")) is int else 0
+    _, root_client = chain_root(order_id=order.pk, client_order_id=order.client_order_id, params=params)
+    return replacement_client_order_id(root_client_order_id=root_client, attempt=attempts + 1)
 
 
 # design.md's conditional cancel, spelled out: it flips NEW to CANCELED only while the
