@@ -1,0 +1,222 @@
+"""A throwaway 3-node MariaDB Galera cluster on loopback ports, for test_cluster.py.
+
+Each node is a mariadbd process of our own: its own datadir, port, socket, group
+communication, IST and rsync-SST ports (all picked free at start), the first bootstrapped
+with --wsrep-new-cluster, the others joining it by SST. Nodes are stopped by their pid;
+the system MariaDB on 3306 is never touched. Needs Debian's mariadb-server (wsrep built
+in), the galera-4 provider and rsync.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MARIADBD = "/usr/sbin/mariadbd"
+PROVIDER = "/usr/lib/galera/libgalera_smm.so"
+INSTALL_DB = "mariadb-install-db"
+NEEDED_TOOLS = ("rsync", "wsrep_sst_rsync", INSTALL_DB, "mariadb")
+CLUSTER_NAME = "tradeops_test"
+START_SECONDS = 90  # a node normally answers within 2-10 s; SST of a fresh datadir adds a few
+STOP_SECONDS = 30
+
+
+def galera_missing() -> str | None:
+    """Why Galera cannot start on this machine, or None when it can."""
+    if not os.access(MARIADBD, os.X_OK):
+        return f"{MARIADBD} is not installed (Debian package mariadb-server)"
+    if not Path(PROVIDER).is_file():
+        return f"{PROVIDER} is not installed (Debian package galera-4)"
+    for tool in NEEDED_TOOLS:
+        if shutil.which(tool) is None:
+            return f"{tool} is not on PATH (Debian packages rsync, mariadb-server, mariadb-client)"
+    return None
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on now (bound once by the kernel's choice, then released)."""
+    sockets, ports = [], []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+        ports.append(s.getsockname()[1])
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@dataclass
+class Node:
+    index: int
+    folder: Path
+    port: int
+    group_port: int
+    ist_port: int
+    sst_port: int
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def datadir(self) -> Path:
+        return self.folder / "data"
+
+    @property
+    def socket(self) -> Path:
+        return self.folder / "mysqld.sock"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "error.log"
+
+    def url(self, database: str) -> str:
+        return f"mysql://root@127.0.0.1:{self.port}/{database}"
+
+    def sql(self, statement: str, *, database: str = "") -> str:
+        """Run SQL through the node's socket with the mariadb client; its output."""
+        command = ["mariadb", "--no-defaults", f"--socket={self.socket}", "-uroot", "-N", "-B"]
+        command += ["-e", statement] + ([database] if database else [])
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if done.returncode:
+            raise RuntimeError(f"node {self.index}: {statement[:80]}: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def sql_file(self, path: Path, *, database: str) -> None:
+        command = ["mariadb", "--no-defaults", f"--socket={self.socket}", "-uroot", database]
+        with path.open() as script:
+            done = subprocess.run(command, stdin=script, capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            raise RuntimeError(f"node {self.index}: {path.name}: {done.stderr.strip()}")
+
+    def status(self, name: str) -> str:
+        line = self.sql(f"SHOW GLOBAL STATUS LIKE '{name}'")
+        return line.split("\t", 1)[1] if "\t" in line else ""
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else "(no error log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def node_user() -> str:
+    """The account the nodes run as.
+
+    As root, the joiner's rsync daemon (started by the SST script) switches to uid nobody,
+    which cannot write a root-owned datadir; so root runs the nodes as Debian's `mysql`
+    account, like the packaged server. Anyone else runs them as themselves.
+    """
+    if os.geteuid() != 0:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    try:
+        pwd.getpwnam("mysql")
+    except KeyError:
+        return "root"
+    return "mysql"
+
+
+class GaleraCluster:
+    """The cluster's files live in a fresh folder under /tmp (the node account must be able
+    to reach them, which a 0700 pytest tmp_path does not allow); remove() deletes it."""
+
+    def __init__(self, *, size: int = 3) -> None:
+        self.user = node_user()
+        self.folder = Path(tempfile.mkdtemp(prefix="tradeops-galera-"))
+        self.folder.chmod(0o755)
+        ports = free_ports(4 * size)
+        self.nodes = [
+            Node(i, self.folder / f"node{i}", *ports[4 * i : 4 * i + 4])  # noqa: E203
+            for i in range(size)
+        ]
+
+    def start(self) -> None:
+        """Install one datadir, copy it to every node, bootstrap node 0, join the rest."""
+        template = self.folder / "template"
+        subprocess.run(
+            [INSTALL_DB, "--no-defaults", f"--datadir={template}", f"--user={self.user}",
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        for node in self.nodes:
+            node.folder.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(template, node.datadir)
+        if self.user != "root":
+            subprocess.run(["chown", "-R", f"{self.user}:", str(self.folder)], check=True)
+        for node in self.nodes:
+            self._launch(node, bootstrap=node.index == 0)
+            self._wait_synced(node)
+        # TCP logins from 127.0.0.1 as root, like the system server; replicated to all nodes.
+        self.nodes[0].sql(
+            "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; "
+            "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION"
+        )
+
+    def _launch(self, node: Node, *, bootstrap: bool) -> None:
+        members = ",".join(f"127.0.0.1:{n.group_port}" for n in self.nodes)
+        options = (
+            f"gmcast.listen_addr=tcp://127.0.0.1:{node.group_port};ist.recv_addr=127.0.0.1:{node.ist_port};"
+            "gcache.size=64M;pc.recovery=false"
+        )
+        command = [
+            MARIADBD, "--no-defaults", f"--user={self.user}", f"--datadir={node.datadir}",
+            f"--port={node.port}", "--bind-address=127.0.0.1", f"--socket={node.socket}",
+            f"--pid-file={node.folder / 'mysqld.pid'}", f"--log-error={node.log}",
+            "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=48M",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--binlog-format=ROW", "--default-storage-engine=InnoDB", "--innodb-autoinc-lock-mode=2",
+            "--max-connections=100", "--skip-name-resolve=0",
+            "--wsrep-on=ON", f"--wsrep-provider={PROVIDER}", f"--wsrep-cluster-name={CLUSTER_NAME}",
+            f"--wsrep-cluster-address=gcomm://{'' if bootstrap else members}",
+            f"--wsrep-node-name=node{node.index}", f"--wsrep-node-address=127.0.0.1:{node.group_port}",
+            f"--wsrep-provider-options={options}", "--wsrep-sst-method=rsync",
+            f"--wsrep-sst-receive-address=127.0.0.1:{node.sst_port}",
+        ]  # fmt: skip
+        if bootstrap:
+            command.append("--wsrep-new-cluster")
+        node.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+
+    def _wait_synced(self, node: Node) -> None:
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            assert node.process is not None
+            if node.process.poll() is not None:
+                raise RuntimeError(f"node {node.index} exited {node.process.returncode}:\n{node.tail()}")
+            if node.socket.exists():
+                try:
+                    if (
+                        node.status("wsrep_local_state_comment") == "Synced"
+                        and node.status("wsrep_ready") == "ON"
+                    ):
+                        return
+                except RuntimeError:
+                    pass  # not accepting connections yet
+            time.sleep(0.3)
+        raise RuntimeError(f"node {node.index} not synced after {START_SECONDS}s:\n{node.tail()}")
+
+    def size(self) -> int:
+        return int(self.nodes[0].status("wsrep_cluster_size") or 0)
+
+    def stop(self) -> None:
+        """SIGTERM each node by pid (the last one first), SIGKILL if it will not go."""
+        for node in reversed(self.nodes):
+            process = node.process
+            if process is None or process.poll() is not None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def remove(self) -> None:
+        """Stop every node, then delete the cluster's folder."""
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
