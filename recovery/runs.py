@@ -19,10 +19,11 @@ from django.db import DatabaseError, connections
 from recovery.audit_spool import audit_spool_flush
 from recovery.checks import trading_schema_assert
 from recovery.exceptions import SchemaNotReady, SweepLockHeld, error_line
+from recovery.locks import sweep_lock
 from recovery.models import SweepRun
 from recovery.results import SweepResult
 from recovery.routers import trading_alias
-from recovery.services import sweep_run, sweep_run_exclusive
+from recovery.services import sweep_run
 
 logger = logging.getLogger("recovery.runs")
 Outcome = SweepRun.Outcome
@@ -58,8 +59,7 @@ def sweep_run_recorded(
         if check_schema:
             trading_schema_assert(using=trading_alias())
         audit_spool_flush()  # a summary row a run that lost its connection could not write
-        run = sweep_run_exclusive if exclusive else sweep_run
-        result = run(now=now, actor=actor, **sweep)
+        result = _sweep(exclusive=exclusive, now=now, actor=actor, **sweep)
         outcome = _outcome_of(result)
         if result.connection_lost:
             message = connection_lost_message(result)
@@ -79,6 +79,24 @@ def could_not_run_message(exc: SchemaNotReady | DatabaseError) -> str:
     """The one line a run that never got to the orders reports (command exit 2, heartbeat)."""
     reason = str(exc) if isinstance(exc, SchemaNotReady) else f"database error: {error_line(exc)}"
     return MSG_COULD_NOT_RUN.format(reason=reason)
+
+
+def _sweep(*, exclusive: bool, **sweep: Any) -> SweepResult:
+    """sweep_run, under the command's named lock when `exclusive`."""
+    if not exclusive:
+        return sweep_run(**sweep)
+    result: SweepResult | None = None
+    try:
+        with sweep_lock(using=trading_alias()):
+            result = sweep_run(**sweep)
+    except (DatabaseError, ValueError):
+        # The named lock lives on the connection the sweep lost: the server released it
+        # with the connection, so failing to release it (django-mysql's ValueError for
+        # an unheld lock, or no server to ask) is expected then, and only then.
+        if result is None or not result.connection_lost:
+            raise
+    assert result is not None
+    return result
 
 
 def connection_lost_message(result: SweepResult) -> str:

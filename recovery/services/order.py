@@ -67,6 +67,10 @@ def order_recover(snapshot: OrderSnapshot, decision: Decision, *, context: Sweep
     now, sweep_id = result.now, result.sweep_id
     locked = selectors.order_locked_get(order_id=snapshot.id)
     if locked is None:
+        # Held by another writer, or gone: a plain read tells which.
+        current = selectors.order_current_get(order_id=snapshot.id)
+        if current is None:
+            return changed_outcome(snapshot, decision, now=None)
         return _skipped(snapshot, decision, MSG_HELD)
     fresh = selectors.order_snapshot(locked, runs=context.runs)
     if candidate_problem(fresh, settings=config, now=now) is not None:
