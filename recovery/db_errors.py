@@ -59,3 +59,12 @@ def error_kind(exc: DatabaseError) -> ErrorKind:
     if isinstance(exc, InterfaceError):
         return ErrorKind.CONNECTION
     return ErrorKind.OTHER
+
+
+def error_text(exc: BaseException) -> str:
+    """`MySQL 2013: Lost connection to server during query`, or the first line of anything else."""
+    code, args = error_code(exc), getattr(exc, "args", ())
+    if code is not None and len(args) > 1:
+        return f"MySQL {code}: {args[1]}"
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -14,9 +14,9 @@ from __future__ import annotations
 from django.db import DatabaseError
 
 from recovery import selectors
-from recovery.db_errors import ErrorKind, error_kind
+from recovery.db_errors import ErrorKind, error_kind, error_text
 from recovery.decisions import Action, Decision, OrderSnapshot, Reason, candidate_problem
-from recovery.exceptions import ConnectionLost, error_line
+from recovery.exceptions import ConnectionLost
 from recovery.results import OrderOutcome
 from recovery.services.order import NothingMatched, SweepContext, changed_outcome, order_recover
 from recovery.transactions import OrderTransactions
@@ -41,7 +41,7 @@ def order_write(
         except DatabaseError as exc:
             kind = error_kind(exc)
             if kind is ErrorKind.CONNECTION:
-                raise ConnectionLost(error_line(exc)) from exc
+                raise ConnectionLost(error_text(exc)) from exc
             failure = f"{type(exc).__name__}: {exc}"
         changed = _changed_meanwhile(snapshot, decision, context=context, transactions=transactions)
         if changed is not None:
@@ -74,5 +74,5 @@ def _changed_meanwhile(
             return changed_outcome(snapshot, decision, now=current)
     except DatabaseError as exc:
         if error_kind(exc) is ErrorKind.CONNECTION:
-            raise ConnectionLost(error_line(exc)) from exc
+            raise ConnectionLost(error_text(exc)) from exc
         return None  # cannot tell: the caller's failure stands

@@ -1,4 +1,5 @@
-"""A throwaway 3-node MariaDB Galera cluster on loopback ports, for test_cluster.py.
+"""Throwaway MariaDB servers of our own: a 3-node Galera cluster on loopback ports
+(test_cluster.py) or one plain server to kill (test_database_crash.py).
 
 Each node is a mariadbd process of our own: its own datadir, port, socket, group
 communication, IST and rsync-SST ports (all picked free at start), the first bootstrapped
@@ -120,13 +121,17 @@ def node_user() -> str:
     return "mysql"
 
 
-class GaleraCluster:
-    """The cluster's files live in a fresh folder under /tmp (the node account must be able
-    to reach them, which a 0700 pytest tmp_path does not allow); remove() deletes it."""
+class LocalServers:
+    """Servers whose files live in a fresh folder under /tmp (the node account must be able
+    to reach them, which a 0700 pytest tmp_path does not allow); remove() deletes it.
 
-    def __init__(self, *, size: int = 3) -> None:
+    galera=False: plain servers (no wsrep), each on its own, started in turn.
+    """
+
+    def __init__(self, *, size: int = 3, galera: bool = True) -> None:
         self.user = node_user()
-        self.folder = Path(tempfile.mkdtemp(prefix="tradeops-galera-"))
+        self.galera = galera
+        self.folder = Path(tempfile.mkdtemp(prefix="tradeops-galera-" if galera else "tradeops-mariadb-"))
         self.folder.chmod(0o755)
         ports = free_ports(4 * size)
         self.nodes = [
@@ -149,40 +154,55 @@ class GaleraCluster:
             subprocess.run(["chown", "-R", f"{self.user}:", str(self.folder)], check=True)
         for node in self.nodes:
             self._launch(node, bootstrap=node.index == 0)
-            self._wait_synced(node)
+            self._wait_ready(node)
+        for node in self.nodes if not self.galera else self.nodes[:1]:
+            self._tcp_root(node)
+
+    def _tcp_root(self, node: Node) -> None:
         # TCP logins from 127.0.0.1 as root, like the system server; replicated to all nodes.
-        self.nodes[0].sql(
+        node.sql(
             "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; "
             "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION"
         )
 
     def _launch(self, node: Node, *, bootstrap: bool) -> None:
+        command = [
+            MARIADBD, "--no-defaults", f"--user={self.user}", f"--datadir={node.datadir}",
+            f"--port={node.port}", "--bind-address=127.0.0.1", f"--socket={node.socket}",
+            f"--pid-file={node.folder / 'mysqld.pid'}", f"--log-error={node.log}",
+            "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=48M",
+            "--max-connections=100", "--skip-name-resolve=0",
+        ]  # fmt: skip
+        if self.galera:
+            command += self._galera_options(node, bootstrap=bootstrap)
+        node.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+
+    def _galera_options(self, node: Node, *, bootstrap: bool) -> list[str]:
         members = ",".join(f"127.0.0.1:{n.group_port}" for n in self.nodes)
         options = (
             f"gmcast.listen_addr=tcp://127.0.0.1:{node.group_port};ist.recv_addr=127.0.0.1:{node.ist_port};"
             "gcache.size=64M;pc.recovery=false"
         )
         command = [
-            MARIADBD, "--no-defaults", f"--user={self.user}", f"--datadir={node.datadir}",
-            f"--port={node.port}", "--bind-address=127.0.0.1", f"--socket={node.socket}",
-            f"--pid-file={node.folder / 'mysqld.pid'}", f"--log-error={node.log}",
-            "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=48M",
+            # a test cluster: durability per commit is left to the other nodes, as in many deployments
             "--innodb-flush-log-at-trx-commit=2",
             "--binlog-format=ROW", "--default-storage-engine=InnoDB", "--innodb-autoinc-lock-mode=2",
-            "--max-connections=100", "--skip-name-resolve=0",
             "--wsrep-on=ON", f"--wsrep-provider={PROVIDER}", f"--wsrep-cluster-name={CLUSTER_NAME}",
             f"--wsrep-cluster-address=gcomm://{'' if bootstrap else members}",
             f"--wsrep-node-name=node{node.index}", f"--wsrep-node-address=127.0.0.1:{node.group_port}",
             f"--wsrep-provider-options={options}", "--wsrep-sst-method=rsync",
             f"--wsrep-sst-receive-address=127.0.0.1:{node.sst_port}",
         ]  # fmt: skip
-        if bootstrap:
-            command.append("--wsrep-new-cluster")
-        node.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
+        return command + (["--wsrep-new-cluster"] if bootstrap else [])
 
-    def _wait_synced(self, node: Node) -> None:
+    def _answers(self, node: Node) -> bool:
+        if not self.galera:
+            return node.sql("SELECT 1") == "1"
+        return node.status("wsrep_local_state_comment") == "Synced" and node.status("wsrep_ready") == "ON"
+
+    def _wait_ready(self, node: Node) -> None:
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             assert node.process is not None
@@ -190,18 +210,23 @@ class GaleraCluster:
                 raise RuntimeError(f"node {node.index} exited {node.process.returncode}:\n{node.tail()}")
             if node.socket.exists():
                 try:
-                    if (
-                        node.status("wsrep_local_state_comment") == "Synced"
-                        and node.status("wsrep_ready") == "ON"
-                    ):
+                    if self._answers(node):
                         return
                 except RuntimeError:
                     pass  # not accepting connections yet
             time.sleep(0.3)
-        raise RuntimeError(f"node {node.index} not synced after {START_SECONDS}s:\n{node.tail()}")
+        raise RuntimeError(f"node {node.index} not ready after {START_SECONDS}s:\n{node.tail()}")
 
-    def size(self) -> int:
-        return int(self.nodes[0].status("wsrep_cluster_size") or 0)
+    def kill(self, node: Node) -> None:
+        """SIGKILL, like the kernel's OOM killer: no shutdown, no flush."""
+        assert node.process is not None
+        node.process.kill()
+        node.process.wait()
+
+    def restart(self, node: Node) -> None:
+        """Start a stopped or killed node again on its datadir (crash recovery runs first)."""
+        self._launch(node, bootstrap=False)
+        self._wait_ready(node)
 
     def stop(self) -> None:
         """SIGTERM each node by pid (the last one first), SIGKILL if it will not go."""
@@ -220,3 +245,11 @@ class GaleraCluster:
         """Stop every node, then delete the cluster's folder."""
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class GaleraCluster(LocalServers):
+    def __init__(self, *, size: int = 3) -> None:
+        super().__init__(size=size, galera=True)
+
+    def size(self) -> int:
+        return int(self.nodes[0].status("wsrep_cluster_size") or 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
 
-from recovery.db_errors import ErrorKind, error_code, error_kind
+from recovery.db_errors import ErrorKind, error_code, error_kind, error_text
 
 
 @pytest.mark.parametrize("code", [1213, 1205, 1180])
@@ -41,3 +41,11 @@ def test_the_code_is_the_first_argument_only_when_it_is_an_int() -> None:
     assert error_code(OperationalError(2006, "gone")) == 2006
     assert error_code(OperationalError("2006")) is None
     assert error_code(OperationalError(True, "x")) is None
+
+
+def test_the_text_names_the_code_once() -> None:
+    assert error_text(OperationalError(2013, "Lost connection to server during query")) == (
+        "MySQL 2013: Lost connection to server during query"
+    )
+    assert error_text(InterfaceError("connection already closed\nmore")) == "connection already closed"
+    assert error_text(DatabaseError()) == "DatabaseError"
