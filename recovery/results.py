@@ -87,7 +87,8 @@ class SweepResult:
     breaker_overridden: bool = False
     audit_id: int | None = None  # the sweep's audit_logs row, when one was written
     connection_lost: str | None = None  # the error that stopped the sweep mid-way
-    not_tried: int = 0  # orders due a write that were not tried once the connection was lost
+    in_flight: int | None = None  # the order whose write the lost connection cut short
+    not_tried: int = 0  # orders due a write after it, never tried
 
     @property
     def scanned(self) -> int:
@@ -141,5 +142,6 @@ class SweepResult:
             "orders": [o.as_dict() for o in self.orders],
             "left_alone": [a.as_dict() for a in self.left_alone],
             "connection_lost": self.connection_lost,
+            "in_flight": self.in_flight,
             "not_tried": self.not_tried,
         }

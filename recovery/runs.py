@@ -30,8 +30,9 @@ Outcome = SweepRun.Outcome
 MSG_LOCK_HELD = "another auto_recover run holds the lock ({name}); nothing done"
 MSG_COULD_NOT_RUN = "could not run: {reason}"
 MSG_CONNECTION_LOST = (
-    "lost the database connection mid-sweep ({error}): {cancelled} order(s) recovered before it, "
-    "{not_tried} not tried; they stay NEW for the next run"
+    "lost the database connection mid-sweep ({error}): {cancelled} order(s) recovered before it; "
+    "order {in_flight} was in flight (committed whole or not at all; the next run sees which); "
+    "{not_tried} not tried stay NEW for the next run"
 )
 PRUNE_BATCH = 5000
 
@@ -101,7 +102,10 @@ def _sweep(*, exclusive: bool, **sweep: Any) -> SweepResult:
 
 def connection_lost_message(result: SweepResult) -> str:
     return MSG_CONNECTION_LOST.format(
-        error=result.connection_lost, cancelled=result.cancelled, not_tried=result.not_tried
+        error=result.connection_lost,
+        cancelled=result.cancelled,
+        in_flight=result.in_flight,
+        not_tried=result.not_tried,
     )
 
 

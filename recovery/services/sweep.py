@@ -151,13 +151,15 @@ def _order_settle(
 
 def _connection_lost(result: SweepResult, rest: list[tuple[OrderSnapshot, Decision]], *, error: str) -> None:
     result.connection_lost = error
-    result.not_tried = sum(1 for _, d in rest if d.cancels)
+    result.in_flight = rest[0][0].id
+    result.not_tried = sum(1 for _, d in rest[1:] if d.cancels)
     logger.error(
-        "sweep=%s lost the database connection (%s): %d order(s) recovered before, "
-        "%d not tried; they stay NEW for the next run",
+        "sweep=%s lost the database connection (%s): %d order(s) recovered before, order %d in flight, "
+        "%d not tried and left NEW",
         result.sweep_id,
         error,
         result.cancelled,
+        result.in_flight,
         result.not_tried,
     )
 
