@@ -126,11 +126,13 @@ class LocalServers:
     to reach them, which a 0700 pytest tmp_path does not allow); remove() deletes it.
 
     galera=False: plain servers (no wsrep), each on its own, started in turn.
+    flush_log: innodb_flush_log_at_trx_commit (1: durable at every commit, the default).
     """
 
-    def __init__(self, *, size: int = 3, galera: bool = True) -> None:
+    def __init__(self, *, size: int = 3, galera: bool = True, flush_log: int = 1) -> None:
         self.user = node_user()
         self.galera = galera
+        self.flush_log = flush_log
         self.folder = Path(tempfile.mkdtemp(prefix="tradeops-galera-" if galera else "tradeops-mariadb-"))
         self.folder.chmod(0o755)
         ports = free_ports(4 * size)
@@ -172,6 +174,7 @@ class LocalServers:
             f"--pid-file={node.folder / 'mysqld.pid'}", f"--log-error={node.log}",
             "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=48M",
             "--max-connections=100", "--skip-name-resolve=0",
+            f"--innodb-flush-log-at-trx-commit={self.flush_log}",
         ]  # fmt: skip
         if self.galera:
             command += self._galera_options(node, bootstrap=bootstrap)
@@ -186,8 +189,6 @@ class LocalServers:
             "gcache.size=64M;pc.recovery=false"
         )
         command = [
-            # a test cluster: durability per commit is left to the other nodes, as in many deployments
-            "--innodb-flush-log-at-trx-commit=2",
             "--binlog-format=ROW", "--default-storage-engine=InnoDB", "--innodb-autoinc-lock-mode=2",
             "--wsrep-on=ON", f"--wsrep-provider={PROVIDER}", f"--wsrep-cluster-name={CLUSTER_NAME}",
             f"--wsrep-cluster-address=gcomm://{'' if bootstrap else members}",
@@ -248,8 +249,10 @@ class LocalServers:
 
 
 class GaleraCluster(LocalServers):
-    def __init__(self, *, size: int = 3) -> None:
-        super().__init__(size=size, galera=True)
+    # flush_log=2: a commit is durable on the other nodes, not on this node's disk at once,
+    # as many Galera deployments run it.
+    def __init__(self, *, size: int = 3, flush_log: int = 2) -> None:
+        super().__init__(size=size, galera=True, flush_log=flush_log)
 
     def size(self) -> int:
         return int(self.nodes[0].status("wsrep_cluster_size") or 0)
