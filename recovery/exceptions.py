@@ -11,7 +11,7 @@ class UnsafeSchemaOperation(TradeOpsError):
     """DDL was asked for on a database that is neither the demo nor a test database.
 
     Raised by recovery.schema; nothing catches it: it is a programming or operator
-    mistake that must stop the run (design.md: never DDL on the trading tables).
+    mistake that must stop the run (never DDL on the trading tables).
     """
 
 

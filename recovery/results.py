@@ -1,4 +1,4 @@
-"""What a sweep reports: per-order outcomes and the counts of design.md."""
+"""What a sweep reports: per-order outcomes and its counts (scanned = cancelled + skipped + failed)."""
 
 from __future__ import annotations
 

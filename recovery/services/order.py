@@ -1,7 +1,7 @@
 """One order's recovery: lock, re-check, conditional cancel, replacement, audit rows.
 
-The caller holds the transaction (services.sweep): either all of it commits or none
-of it does (design.md, "Writing it down").
+The caller holds the transaction (services.order_write): either all of it commits or none
+of it does.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class SweepContext:
 
 
 def order_recover(snapshot: OrderSnapshot, decision: Decision, *, context: SweepContext) -> OrderOutcome:
-    """Cancel (and maybe replace) one order. Call inside transaction.atomic()."""
+    """Cancel (and maybe replace) one order, inside its transaction (services.order_write)."""
     config, result = context.config, context.result
     now, sweep_id = result.now, result.sweep_id
     locked = selectors.order_locked_get(order_id=snapshot.id)
@@ -127,7 +127,7 @@ def _replacement_client_id_of(order: TradeOrder) -> str | None:
     return replacement_client_order_id(root_client_order_id=root_client, attempt=attempts + 1)
 
 
-# design.md's conditional cancel, spelled out: it flips NEW to CANCELED only while the
+# The conditional cancel, spelled out: it flips NEW to CANCELED only while the
 # broker has not seen the order and nothing filled. Plain SQL (the same on MySQL and
 # SQLite) because it is the statement every guarantee rests on, and it runs once per order.
 CANCEL_SQL = (
