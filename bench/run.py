@@ -55,6 +55,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 def _django_setup() -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "tradeops.settings_test"
     os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+    # Loading a million rows is one statement running for minutes: no read/write timeout
+    # here (cron keeps the settings' defaults, which fail a hung server in seconds).
+    for timeout in ("DATABASE_READ_TIMEOUT_SECONDS", "DATABASE_WRITE_TIMEOUT_SECONDS"):
+        os.environ.setdefault(timeout, "0")
     import django
 
     django.setup()
