@@ -55,14 +55,10 @@ def node_env(node: Node, **extra: str) -> dict[str, str]:
     return env
 
 
-def auto_recover(name: str, node: Node, *, folder: Path, **extra: str) -> Process:
-    return Process(
-        name,
-        manage("auto_recover", "--json", "--limit", "1000"),
-        folder=folder,
-        env=node_env(node, **extra),
-        cwd="/",
-    )
+def auto_recover(name: str, node: Node, *args: str, folder: Path, **extra: str) -> Process:
+    """`manage.py auto_recover --json --limit 1000 [args]` against `node`, as cron runs it."""
+    command = manage("auto_recover", "--json", "--limit", "1000", *args)
+    return Process(name, command, folder=folder, env=node_env(node, **extra), cwd="/")
 
 
 def last_json(process: Process) -> dict[str, Any]:

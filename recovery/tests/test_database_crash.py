@@ -75,7 +75,8 @@ def test_a_server_killed_mid_sweep_stops_the_run_and_the_next_run_finishes(
     bridge.mkdir()
     extra = {"LEAN_BRIDGE_ROOT": str(bridge), "AUTO_RECOVER_LOCK_DIR": str(tmp_path)}
 
-    dying = auto_recover("dying", node, folder=tmp_path, **extra)
+    metrics = tmp_path / "metrics.prom"
+    dying = auto_recover("dying", node, "--metrics-file", str(metrics), folder=tmp_path, **extra)
     deadline = time.monotonic() + RUN_SECONDS
     while cancelled_count(node) < KILL_AFTER:
         assert dying.popen.poll() is None, f"the run ended before the kill:\n{dying.stderr()[-2000:]}"
@@ -94,6 +95,8 @@ def test_a_server_killed_mid_sweep_stops_the_run_and_the_next_run_finishes(
     report = last_json(dying)
     assert (report["cancelled"], report["not_tried"], report["failed"]) == (recovered, not_tried, 0)
     assert report["connection_lost"]
+    # The metrics say so although the database (and the heartbeat with it) is gone.
+    assert 'tradeops_auto_recover_last_run_outcome{outcome="connection_lost"} 1.0' in metrics.read_text()
     kept = list((tmp_path / SPOOL_FOLDER).glob("*.json"))
     assert len(kept) == 1  # the summary row, for the next run
 
