@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from recovery.config import AutoRecoveryConfig, SettingsWarning
@@ -48,9 +48,15 @@ class OrderOutcome:
         return self.reason is Reason.WRITE_FAILED
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Every field is a scalar: a flat copy, not dataclasses.asdict's recursive deep copy,
+        # which cost a tenth of the sweep's CPU per recovered order (twice: its audit row and
+        # the sweep's).
+        data = {name: getattr(self, name) for name in _OUTCOME_FIELDS}
         data["decision"], data["reason"] = str(self.decision), str(self.reason)
         return data
+
+
+_OUTCOME_FIELDS = tuple(f.name for f in fields(OrderOutcome))
 
 
 @dataclass(frozen=True)

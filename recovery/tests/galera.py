@@ -24,21 +24,31 @@ from pathlib import Path
 MARIADBD = "/usr/sbin/mariadbd"
 PROVIDER = "/usr/lib/galera/libgalera_smm.so"
 INSTALL_DB = "mariadb-install-db"
-NEEDED_TOOLS = ("rsync", "wsrep_sst_rsync", INSTALL_DB, "mariadb")
 CLUSTER_NAME = "tradeops_test"
 START_SECONDS = 90  # a node normally answers within 2-10 s; SST of a fresh datadir adds a few
 STOP_SECONDS = 30
 
 
-def galera_missing() -> str | None:
-    """Why Galera cannot start on this machine, or None when it can."""
+def server_missing() -> str | None:
+    """Why a MariaDB server of our own cannot start on this machine, or None when it can."""
     if not os.access(MARIADBD, os.X_OK):
         return f"{MARIADBD} is not installed (Debian package mariadb-server)"
+    for tool in (INSTALL_DB, "mariadb"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not on PATH (Debian packages mariadb-server, mariadb-client)"
+    return None
+
+
+def galera_missing() -> str | None:
+    """Why a Galera cluster cannot start on this machine, or None when it can."""
+    missing = server_missing()
+    if missing:
+        return missing
     if not Path(PROVIDER).is_file():
         return f"{PROVIDER} is not installed (Debian package galera-4)"
-    for tool in NEEDED_TOOLS:
+    for tool in ("rsync", "wsrep_sst_rsync"):
         if shutil.which(tool) is None:
-            return f"{tool} is not on PATH (Debian packages rsync, mariadb-server, mariadb-client)"
+            return f"{tool} is not on PATH (Debian packages rsync, mariadb-server)"
     return None
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from recovery.audit import ACTION_CANCEL, ACTION_SWEEP
 from recovery.audit_spool import SPOOL_FOLDER
-from recovery.tests.galera import LocalServers, galera_missing
+from recovery.tests.galera import LocalServers, server_missing
 from recovery.tests.server_scenario import (
     RUN_SECONDS,
     auto_recover,
@@ -44,8 +44,8 @@ LINE = re.compile(
 
 @pytest.fixture
 def server() -> Iterator[LocalServers]:
-    missing = galera_missing()  # the same packages, less the provider: checked alike
-    if missing and "galera" not in missing:
+    missing = server_missing()
+    if missing:
         pytest.skip(f"cannot start a MariaDB server of our own: {missing}")
     servers = LocalServers(size=1, galera=False)
     try:
