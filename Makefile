@@ -35,7 +35,7 @@ admin: venv
 # What mysqlclient builds with and the suite's tools (chromium, the MariaDB client):
 # installed with apt when missing and run as root; otherwise it prints the command.
 system-packages:
-	bash .ci/system-packages python mysqlclient tests
+	bash .ci/system-packages python mysqlclient tests cluster
 
 test: system-packages
 	$(MAKE) test-sqlite test-mysql

@@ -25,6 +25,7 @@ from recovery.services import sweep_run
 
 # Server-side counters of the connection that did the work (SHOW SESSION STATUS).
 COUNTERS = ("Questions", "Com_commit", "Com_select", "Com_update", "Com_insert", "Com_set_option")
+SMALL_BATCH = 10  # a second, small batch per side: round trips per order apart from the per-sweep ones
 MSG_INCOMPLETE = "{side}: {done} of {wanted} orders recovered ({prefix}*); the bench data is wrong"
 
 
@@ -132,6 +133,11 @@ def recovery_measure(*, clock: dt.datetime, stale: int, runs: int, repeats: int)
         sqls = [q["sql"] for q in captured]
         kinds, fixed = statement_kinds(sqls)
         samples: dict[str, list[dict[str, Any]]] = {"ours": [], "baseline": []}
+        small: dict[str, dict[str, Any]] = {}
+        for side in ("ours", "baseline"):
+            prefix = stale_batch_insert(label=f"{side}small", count=SMALL_BATCH, runs=runs, clock=clock)
+            small[side] = _side_run(side, raw=raw, clock=clock, stale=SMALL_BATCH)
+            _batch_check(prefix=prefix, wanted=SMALL_BATCH, side=side)
         for i in range(repeats):
             for side in ("ours", "baseline") if i % 2 == 0 else ("baseline", "ours"):
                 prefix = stale_batch_insert(label=f"{side}{i}", count=stale, runs=runs, clock=clock)
@@ -152,7 +158,19 @@ def recovery_measure(*, clock: dt.datetime, stale: int, runs: int, repeats: int)
         "baseline_statements_per_order": statistics.median(
             s["statements_per_order"] for s in samples["baseline"]
         ),
+        "round_trips": {side: _round_trips(samples[side], small[side], stale=stale) for side in samples},
     }
+
+
+def _round_trips(samples: list[dict[str, Any]], small: dict[str, Any], *, stale: int) -> dict[str, float]:
+    """Server round trips (Questions) of one more recovered order, and of the sweep around them.
+
+    Two batch sizes, same code: (Q(big) - Q(small)) / (big - small) is what each order
+    costs; the rest of Q(small) is what a sweep costs however many orders it has.
+    """
+    big = statistics.median(s["server"]["Questions"] for s in samples)
+    per_order = (big - small["server"]["Questions"]) / (stale - SMALL_BATCH)
+    return {"per_order": per_order, "per_sweep": small["server"]["Questions"] - per_order * SMALL_BATCH}
 
 
 def _side_summary(samples: list[dict[str, Any]], *, stale: int) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 Creates test_tradeops_bench (or the test_* database of DATABASE_URL), fills it, measures
 (a) the idle sweep, (b) recovering stale orders, (c) admin changelists, each beside its
-baseline in the same run, prints one table, writes it as JSON, and drops the database.
+baseline in the same run, (d) the recovery rate on a 3-node Galera cluster beside a single
+server (both servers of its own, started and stopped here), prints one table, writes it
+as JSON, and drops the database.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="recovery runs per side, alternating")
     parser.add_argument("--sweeps", type=int, default=7, help="idle sweeps per side, alternating")
     parser.add_argument("--gets", type=int, default=5, help="timed GETs per admin page and side")
+    parser.add_argument(
+        "--cluster-runs",
+        type=int,
+        default=3,
+        help="(d) runs per side, single server and Galera; 0 = skip (d)",
+    )
     parser.add_argument("--json", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     args = parser.parse_args(argv)
@@ -47,6 +55,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 def _django_setup() -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "tradeops.settings_test"
     os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+    # Loading a million rows is one statement running for minutes: no read/write timeout
+    # here (cron keeps the settings' defaults, which fail a hung server in seconds).
+    for timeout in ("DATABASE_READ_TIMEOUT_SECONDS", "DATABASE_WRITE_TIMEOUT_SECONDS"):
+        os.environ.setdefault(timeout, "0")
     import django
 
     django.setup()
@@ -110,6 +122,20 @@ def _measure(progress: Progress, args: argparse.Namespace, runs: int) -> dict[st
             lambda: recovery_measure(clock=CLOCK, stale=args.stale, runs=runs, repeats=args.repeats),
         ),
         "admin": progress.step("(c) admin pages", lambda: admin_pages_measure(gets=args.gets)),
+        **_cluster(progress, args),
+    }
+
+
+def _cluster(progress: Progress, args: argparse.Namespace) -> dict[str, Any]:
+    if args.cluster_runs < 1:
+        return {}
+    from bench.cluster import cluster_measure
+
+    return {
+        "cluster": progress.step(
+            "(d) single server and 3-node Galera cluster",
+            lambda: cluster_measure(orders=args.stale, repeats=args.cluster_runs),
+        )
     }
 
 

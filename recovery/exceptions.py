@@ -29,6 +29,15 @@ class SweepLockHeld(TradeOpsError):
     """
 
 
+class ConnectionLost(TradeOpsError):
+    """The database connection was lost while the sweep was writing orders.
+
+    Raised by services.order_write for one order; the sweep's loop catches it, stops at once
+    (no further order is tried) and records it on the result; the command exits 4 with
+    one line saying how many orders were recovered before.
+    """
+
+
 def error_line(exc: BaseException) -> str:
     """An exception as one line for cron mail and messages: its first line, or its type."""
     text = str(exc)

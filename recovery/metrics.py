@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
+from django.db import DatabaseError
 from django.db.models import Count, Sum
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
 from recovery.audit import ACTOR_COMMAND
 from recovery.decisions import Reason
+from recovery.exceptions import error_line
 from recovery.models import SweepRun
 from recovery.runs import RunReport
 
+logger = logging.getLogger("recovery.runs")
 PREFIX = "tradeops_auto_recover"
 RESULTS = ("scanned", "cancelled", "replaced", "skipped", "failed")
 
@@ -39,15 +43,22 @@ def metrics_write(*, path: Path, report: RunReport, now: dt.datetime, actor: str
     reasons = result.reasons() if result else {}
     for reason in Reason:
         by_reason.labels(reason=str(reason)).set(reasons.get(str(reason), 0))
-    last_ok = (
-        SweepRun.objects.filter(actor=actor, outcome=SweepRun.Outcome.OK)
-        .order_by("-id")
-        .values_list("ended_at", flat=True)
-        .first()
-    )
-    success = gauge("last_success_timestamp_seconds", "When the last run that ended ok finished (Unix time).")
-    success.set(last_ok.timestamp() if last_ok else 0)
-    _last_day(gauge, now=now, actor=actor)
+    try:
+        last_ok = (
+            SweepRun.objects.filter(actor=actor, outcome=SweepRun.Outcome.OK)
+            .order_by("-id")
+            .values_list("ended_at", flat=True)
+            .first()
+        )
+        success = gauge(
+            "last_success_timestamp_seconds", "When the last run that ended ok finished (Unix time)."
+        )
+        success.set(last_ok.timestamp() if last_ok else 0)
+        _last_day(gauge, now=now, actor=actor)
+    except DatabaseError as exc:
+        # The database is gone (the run lost it, or never reached it): the last run's
+        # outcome above is what matters; the history gauges are left out this once.
+        logger.warning("metrics without the 24h history: %s", error_line(exc))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_to_textfile(str(path), registry)
 

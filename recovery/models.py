@@ -177,6 +177,7 @@ class SweepRun(models.Model):
         LOCK_HELD = "lock_held"
         CIRCUIT_OPEN = "circuit_open"
         COULD_NOT_RUN = "could_not_run"
+        CONNECTION_LOST = "connection_lost"
 
     started_at = models.DateTimeField(db_index=True)
     ended_at = models.DateTimeField()

@@ -14,19 +14,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 
+from recovery.audit_spool import audit_spool_flush
 from recovery.checks import trading_schema_assert
 from recovery.exceptions import SchemaNotReady, SweepLockHeld, error_line
+from recovery.locks import sweep_lock
 from recovery.models import SweepRun
 from recovery.results import SweepResult
 from recovery.routers import trading_alias
-from recovery.services import sweep_run, sweep_run_exclusive
+from recovery.services import sweep_run
 
 logger = logging.getLogger("recovery.runs")
 Outcome = SweepRun.Outcome
 MSG_LOCK_HELD = "another auto_recover run holds the lock ({name}); nothing done"
 MSG_COULD_NOT_RUN = "could not run: {reason}"
+MSG_CONNECTION_LOST = (
+    "lost the database connection mid-sweep ({error}): {cancelled} order(s) recovered before it; "
+    "order {in_flight} was in flight (committed whole or not at all; the next run sees which); "
+    "{not_tried} not tried stay NEW for the next run"
+)
 PRUNE_BATCH = 5000
 
 
@@ -52,9 +59,12 @@ def sweep_run_recorded(
     try:
         if check_schema:
             trading_schema_assert(using=trading_alias())
-        run = sweep_run_exclusive if exclusive else sweep_run
-        result = run(now=now, actor=actor, **sweep)
+        audit_spool_flush()  # a summary row a run that lost its connection could not write
+        result = _sweep(exclusive=exclusive, now=now, actor=actor, **sweep)
         outcome = _outcome_of(result)
+        if result.connection_lost:
+            message = connection_lost_message(result)
+            _drop_lost_connections()
     except SweepLockHeld as exc:
         outcome, message = Outcome.LOCK_HELD, MSG_LOCK_HELD.format(name=exc)
     except (SchemaNotReady, DatabaseError) as exc:
@@ -72,7 +82,42 @@ def could_not_run_message(exc: SchemaNotReady | DatabaseError) -> str:
     return MSG_COULD_NOT_RUN.format(reason=reason)
 
 
+def _sweep(*, exclusive: bool, **sweep: Any) -> SweepResult:
+    """sweep_run, under the command's named lock when `exclusive`."""
+    if not exclusive:
+        return sweep_run(**sweep)
+    result: SweepResult | None = None
+    try:
+        with sweep_lock(using=trading_alias()):
+            result = sweep_run(**sweep)
+    except (DatabaseError, ValueError):
+        # The named lock lives on the connection the sweep lost: the server released it
+        # with the connection, so failing to release it (django-mysql's ValueError for
+        # an unheld lock, or no server to ask) is expected then, and only then.
+        if result is None or not result.connection_lost:
+            raise
+    assert result is not None
+    return result
+
+
+def connection_lost_message(result: SweepResult) -> str:
+    return MSG_CONNECTION_LOST.format(
+        error=result.connection_lost,
+        cancelled=result.cancelled,
+        in_flight=result.in_flight,
+        not_tried=result.not_tried,
+    )
+
+
+def _drop_lost_connections() -> None:
+    """Close handles the lost server left dead, so the heartbeat reconnects (if it can)."""
+    for connection in connections.all(initialized_only=True):
+        connection.close_if_unusable_or_obsolete()
+
+
 def _outcome_of(result: SweepResult) -> Outcome:
+    if result.connection_lost:
+        return Outcome.CONNECTION_LOST
     if result.circuit_open:
         return Outcome.CIRCUIT_OPEN
     return Outcome.FAILED if result.failed else Outcome.OK

@@ -147,6 +147,25 @@ if env.str("TRADING_DATABASE_URL", default=""):
     # The trading tables live elsewhere; Django's own tables stay on DATABASE_URL.
     DATABASES["trading"] = _database("TRADING_DATABASE_URL", None)
 
+# --- database timeouts (MySQL/MariaDB) ----------------------------------------------
+# A server that hangs (a network partition) must fail a run in seconds, not minutes: a
+# sweep that loses its connection stops at once, and these bound how long "lost" takes
+# to show. The client library retries a timed-out read or write, so a hung server is
+# noticed within about three times DATABASE_READ/WRITE_TIMEOUT_SECONDS. 0 = no timeout.
+DATABASE_CONNECT_TIMEOUT_SECONDS = env.int("DATABASE_CONNECT_TIMEOUT_SECONDS", default=5)
+DATABASE_READ_TIMEOUT_SECONDS = env.int("DATABASE_READ_TIMEOUT_SECONDS", default=15)
+DATABASE_WRITE_TIMEOUT_SECONDS = env.int("DATABASE_WRITE_TIMEOUT_SECONDS", default=15)
+for _database_entry in DATABASES.values():
+    if _database_entry["ENGINE"] == "django.db.backends.mysql":
+        for _option, _seconds in (
+            ("connect_timeout", DATABASE_CONNECT_TIMEOUT_SECONDS),
+            ("read_timeout", DATABASE_READ_TIMEOUT_SECONDS),
+            ("write_timeout", DATABASE_WRITE_TIMEOUT_SECONDS),
+        ):
+            if _seconds > 0:
+                _database_entry.setdefault("OPTIONS", {}).setdefault(_option, _seconds)
+# ---------------------------------------------------------------------------------------
+
 DATABASE_ROUTERS = ["recovery.routers.TradingRouter"]
 # Grow DATABASES above this line (per-alias OPTIONS belong in _database); everything
 # below reads the finished dict.

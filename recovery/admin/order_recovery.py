@@ -136,6 +136,9 @@ class RecoveryActionMixin(admin.ModelAdmin):
         if result is None:  # could not run: the database said no
             self.message_user(request, report.message, messages.ERROR)
             return
+        if result.connection_lost:  # stopped mid-way: the run's own line says what was done
+            self.message_user(request, report.message, messages.ERROR)
+            return
         text = MSG_DONE.format(sweep=result.sweep_id[:8], **result.counts())
         if result.circuit_open:
             text = MSG_BREAKER.format(count=result.would_replace)

@@ -1,11 +1,12 @@
 """One order's recovery: lock, re-check, conditional cancel, replacement, audit rows.
 
-The caller holds the transaction (services.sweep): either all of it commits or none
+The caller holds the transaction (services.order_write): either all of it commits or none
 of it does (docs/design.md, "Writing it down").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -25,10 +26,12 @@ from recovery.audit import (
 )
 from recovery.chain import (
     cancelled_params,
+    chain_root,
     replacement_client_order_id,
     replacement_params,
 )
 from recovery.config import AutoRecoveryConfig
+from recovery.conflicts import order_now_text
 from recovery.decisions import (
     Action,
     Decision,
@@ -45,7 +48,7 @@ from recovery.routers import trading_alias
 
 logger = logging.getLogger("recovery.sweep")
 
-MSG_CHANGED = "the order changed or another sweep holds it since it was read"
+MSG_HELD = "another writer holds the order's row lock (another sweep, the admin, the executor); left to it"
 MSG_EVIDENCE_CHANGED = "the order's broker tags or submit command changed since its evidence was read"
 MSG_REDECIDED = "the order changed since it was read; under lock it would now be: {action} ({reason})"
 
@@ -61,15 +64,19 @@ class SweepContext:
 
 
 def order_recover(snapshot: OrderSnapshot, decision: Decision, *, context: SweepContext) -> OrderOutcome:
-    """Cancel (and maybe replace) one order. Call inside transaction.atomic()."""
+    """Cancel (and maybe replace) one order, inside its transaction (services.order_write)."""
     config, result = context.config, context.result
     now, sweep_id = result.now, result.sweep_id
     locked = selectors.order_locked_get(order_id=snapshot.id)
     if locked is None:
-        return _skipped(snapshot, decision, MSG_CHANGED)
+        # Held by another writer, or gone: a plain read tells which.
+        current = selectors.order_current_get(order_id=snapshot.id)
+        if current is None:
+            return changed_outcome(snapshot, decision, now=None)
+        return _skipped(snapshot, decision, MSG_HELD)
     fresh = selectors.order_snapshot(locked, runs=context.runs)
     if candidate_problem(fresh, settings=config, now=now) is not None:
-        return _skipped(snapshot, decision, MSG_CHANGED)
+        return changed_outcome(snapshot, decision, now=locked)
     evidence = context.gates.evidence.get(snapshot.id)
     if evidence is None or not evidence_covers(
         evidence, order_id=fresh.id, client_order_id=fresh.client_order_id, params=fresh.params
@@ -82,9 +89,10 @@ def order_recover(snapshot: OrderSnapshot, decision: Decision, *, context: Sweep
     params = cancelled_params(
         original_params=locked.params, action=action, reason=str(decision.reason), now=now, sweep_id=sweep_id
     )
-    cancelled = order_cancel_conditional(order_id=snapshot.id, params=params, now=now)
-    if not cancelled:
-        return _skipped(snapshot, decision, MSG_CHANGED)
+    if not order_cancel_conditional(order_id=snapshot.id, params=params, now=now):
+        # Not possible under our row lock on one server; on a cluster another node may
+        # have won. The caller rolls back, re-reads and reports what the order now is.
+        raise NothingMatched(snapshot.id)
     replacement = (
         _replacement_create(locked, attempt=fresh_attempt(decision), now=now, sweep_id=sweep_id)
         if decision.replaces
@@ -101,7 +109,32 @@ def order_recover(snapshot: OrderSnapshot, decision: Decision, *, context: Sweep
     return outcome
 
 
-# docs/design.md's conditional cancel, spelled out: it flips NEW to CANCELED only while the
+class NothingMatched(Exception):  # noqa: N818 (a signal between two services, not an error)
+    """The conditional cancel updated no row: the order changed after it was locked."""
+
+
+def changed_outcome(snapshot: OrderSnapshot, decision: Decision, *, now: TradeOrder | None) -> OrderOutcome:
+    """changed_concurrently, saying what the order is now (e.g. cancelled by another sweep)."""
+    replacement = None
+    wanted = _replacement_client_id_of(now) if now is not None else None
+    if wanted is not None:
+        replacement = selectors.order_current_get(client_order_id=wanted)
+    outcome = _skipped(snapshot, decision, order_now_text(now, replacement=replacement))
+    return dataclasses.replace(outcome, now_status=now.status if now is not None else None)
+
+
+def _replacement_client_id_of(order: TradeOrder) -> str | None:
+    """The client id a sweep's replacement of `order` has, when a sweep re-placed it."""
+    params = order.params if isinstance(order.params, dict) else {}
+    recovery = params.get("auto_recovery") if isinstance(params.get("auto_recovery"), dict) else {}
+    if not params.get("auto_recovery_cancel") or recovery.get("last_action") != "replace":
+        return None
+    attempts = recovery.get("attempts") if type(recovery.get("attempts")) is int else 0
+    _, root_client = chain_root(order_id=order.pk, client_order_id=order.client_order_id, params=params)
+    return replacement_client_order_id(root_client_order_id=root_client, attempt=attempts + 1)
+
+
+# The conditional cancel, spelled out: it flips NEW to CANCELED only while the
 # broker has not seen the order and nothing filled. Plain SQL (the same on MySQL and
 # SQLite) because it is the statement every guarantee rests on, and it runs once per order.
 CANCEL_SQL = (

@@ -21,7 +21,9 @@ from recovery.audit import (
     AuditEntry,
     audit_entries_write,
 )
+from recovery.audit_spool import audit_spool_put
 from recovery.config import WHOLE_COLUMN, AutoRecoveryConfig
+from recovery.db_errors import ErrorKind, error_kind
 from recovery.decisions import (
     Action,
     Decision,
@@ -30,11 +32,14 @@ from recovery.decisions import (
     Reason,
     candidate_problem,
 )
+from recovery.exceptions import ConnectionLost
 from recovery.locks import sweep_lock
 from recovery.results import LeftAlone, OrderOutcome, SweepResult
 from recovery.routers import trading_alias
-from recovery.services.order import SweepContext, order_recover
+from recovery.services.order import SweepContext
+from recovery.services.order_write import order_write
 from recovery.sweep_plan import sweep_plan
+from recovery.transactions import OrderTransactions, order_transactions
 
 logger = logging.getLogger("recovery.sweep")
 
@@ -92,12 +97,18 @@ def sweep_run(
         return result
     assert plan.state is not None
     context = SweepContext(gates=plan.state, config=config, runs=plan.runs, result=result)
-    for snapshot, decision in decided:
-        outcome = _order_settle(snapshot, decision, context=context)
-        _log_outcome(result.sweep_id, outcome)
-        result.orders.append(outcome)
+    with order_transactions(using=trading_alias()) as transactions:
+        for done, (snapshot, decision) in enumerate(decided):
+            try:
+                outcome = _order_settle(snapshot, decision, context=context, transactions=transactions)
+            except ConnectionLost as exc:
+                # Every later statement would fail too (or hang until its timeout): stop.
+                _connection_lost(result, decided[done:], error=str(exc))
+                break
+            _log_outcome(result.sweep_id, outcome)
+            result.orders.append(outcome)
     result.orders.extend(plan.held_back)
-    if result.cancelled or result.failed:
+    if result.cancelled or result.failed or result.connection_lost:
         _sweep_audit_write(result)
     level = logging.INFO if result.cancelled or result.failed else logging.DEBUG
     logger.log(level, "sweep=%s actor=%s %s", result.sweep_id, actor, _counts_text(result))
@@ -138,33 +149,46 @@ def _circuit_open(
     return result
 
 
-def _order_settle(snapshot: OrderSnapshot, decision: Decision, *, context: SweepContext) -> OrderOutcome:
+def _order_settle(
+    snapshot: OrderSnapshot, decision: Decision, *, context: SweepContext, transactions: OrderTransactions
+) -> OrderOutcome:
     if not decision.cancels:
         return OrderOutcome.of(snapshot.id, snapshot.client_order_id, decision)
-    try:
-        with transaction.atomic(using=trading_alias()):
-            return order_recover(snapshot, decision, context=context)
-    except DatabaseError as exc:
-        # Expected for one order (unique clash, deadlock, lost connection): the
-        # transaction rolled back, the order stays NEW, the sweep goes on.
-        text = f"{type(exc).__name__}: {exc}"[:500]
-        return OrderOutcome.of(
-            snapshot.id,
-            snapshot.client_order_id,
-            decision,
-            decision=Action.SKIP,
-            reason=Reason.WRITE_FAILED,
-            detail=text,
-        )
+    return order_write(snapshot, decision, context=context, transactions=transactions)
+
+
+def _connection_lost(result: SweepResult, rest: list[tuple[OrderSnapshot, Decision]], *, error: str) -> None:
+    result.connection_lost = error
+    result.in_flight = rest[0][0].id
+    result.not_tried = sum(1 for _, d in rest[1:] if d.cancels)
+    logger.error(
+        "sweep=%s lost the database connection (%s): %d order(s) recovered before, order %d in flight, "
+        "%d not tried and left NEW",
+        result.sweep_id,
+        error,
+        result.cancelled,
+        result.in_flight,
+        result.not_tried,
+    )
 
 
 def _sweep_audit_write(result: SweepResult) -> None:
-    """One row per sweep that cancelled or failed something (or opened the breaker)."""
+    """One row per sweep that cancelled or failed something (or opened the breaker).
+
+    When the database is gone the row is kept in the spool folder instead; the next run
+    writes it (recovery.audit_spool).
+    """
     entry = AuditEntry(result.actor, ACTION_SWEEP, RESOURCE_SWEEP, None, result.as_dict())
+    if result.connection_lost:
+        audit_spool_put(entry, now=result.now)
+        return
     try:
         with transaction.atomic(using=trading_alias()):
             result.audit_id = audit_entries_write([entry], now=result.now)
-    except DatabaseError:
+    except DatabaseError as exc:
+        if error_kind(exc) is ErrorKind.CONNECTION:
+            audit_spool_put(entry, now=result.now)
+            return
         # The per-order rows are committed already; losing the summary is bad but
         # must not turn a done sweep into a crash. The log line keeps the facts.
         logger.exception("sweep=%s could not write its audit row: %s", result.sweep_id, _counts_text(result))

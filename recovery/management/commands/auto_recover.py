@@ -1,7 +1,9 @@
 """`manage.py auto_recover`: the cron entry point of the sweep.
 
-Exit codes: 0 the sweep ran (skips are normal) or another run held the lock;
-1 an order failed; 2 the sweep could not run; 3 the circuit breaker opened.
+Exit codes: 0 the sweep ran (skips are normal, so is an order another sweep recovered
+first) or another run held the lock; 1 an order's write failed with the order still NEW;
+2 the sweep could not run; 3 the circuit breaker opened; 4 the database connection was
+lost mid-sweep (the orders recovered before it stay recovered, the rest stay NEW).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ EXIT_CODES = {
     Outcome.FAILED: 1,
     Outcome.COULD_NOT_RUN: 2,
     Outcome.CIRCUIT_OPEN: 3,
+    Outcome.CONNECTION_LOST: 4,
 }
 MSG_FAILED = "{failed} order(s) could not be written and stay NEW; see the log and the sweep's audit row"
 MSG_CIRCUIT = "circuit breaker open: {count} orders would have been re-placed; nothing was changed"
@@ -82,7 +85,7 @@ class Command(BaseCommand):
         report = sweep_run_recorded(
             now=now, actor=ACTOR_COMMAND, exclusive=True, check_schema=True, limit=limit
         )
-        if report.outcome is not Outcome.COULD_NOT_RUN:
+        if report.outcome not in (Outcome.COULD_NOT_RUN, Outcome.CONNECTION_LOST):
             heartbeat_prune(now=now)
         if metrics_file is not None:
             metrics_write(path=metrics_file, report=report, now=now)
@@ -118,5 +121,7 @@ class Command(BaseCommand):
         self._show(result, as_json=as_json, verbosity=verbosity)
         if report.outcome is Outcome.CIRCUIT_OPEN:
             raise CommandError(MSG_CIRCUIT.format(count=result.would_replace), returncode=code)
+        if report.outcome is Outcome.CONNECTION_LOST:
+            raise CommandError(report.message, returncode=code)
         if report.outcome is Outcome.FAILED:
             raise CommandError(MSG_FAILED.format(failed=result.failed), returncode=code)

@@ -1,0 +1,78 @@
+"""One order's transaction, and what happens when another writer wins or the database goes away.
+
+- Another writer won (a deadlock, a lock wait timeout, a Galera certification failure, a
+  conditional cancel that matched nothing): after the rollback the order is read again.
+  No longer a candidate: `changed_concurrently`, saying what it is now. Still a candidate:
+  tried once more. Still failing with the order NEW: `write_failed`.
+- Any other database error: the order is read again too (an order another sweep recovered
+  is not a failure); `write_failed` when it is still a candidate, without a retry.
+- The connection is lost: ConnectionLost, and the sweep stops.
+"""
+
+from __future__ import annotations
+
+from django.db import DatabaseError
+
+from recovery import selectors
+from recovery.db_errors import ErrorKind, error_kind, error_text
+from recovery.decisions import Action, Decision, OrderSnapshot, Reason, candidate_problem
+from recovery.exceptions import ConnectionLost
+from recovery.results import OrderOutcome
+from recovery.services.order import NothingMatched, SweepContext, changed_outcome, order_recover
+from recovery.transactions import OrderTransactions
+
+TRIES = 2  # the first, and one more while the order is still a candidate after a conflict
+MSG_NOTHING_MATCHED = "the conditional cancel matched no row twice, with the order still NEW"
+DETAIL_MAX = 500
+
+
+def order_write(
+    snapshot: OrderSnapshot, decision: Decision, *, context: SweepContext, transactions: OrderTransactions
+) -> OrderOutcome:
+    """Recover one order in its own transaction; never raises for one order's failure."""
+    failure = MSG_NOTHING_MATCHED
+    for _ in range(TRIES):
+        kind = ErrorKind.CONFLICT
+        try:
+            with transactions.order():
+                return order_recover(snapshot, decision, context=context)
+        except NothingMatched:
+            failure = MSG_NOTHING_MATCHED
+        except DatabaseError as exc:
+            kind = error_kind(exc)
+            if kind is ErrorKind.CONNECTION:
+                raise ConnectionLost(error_text(exc)) from exc
+            failure = f"{type(exc).__name__}: {exc}"
+        changed = _changed_meanwhile(snapshot, decision, context=context, transactions=transactions)
+        if changed is not None:
+            return changed
+        if kind is not ErrorKind.CONFLICT:
+            break
+    return OrderOutcome.of(
+        snapshot.id,
+        snapshot.client_order_id,
+        decision,
+        decision=Action.SKIP,
+        reason=Reason.WRITE_FAILED,
+        detail=failure[:DETAIL_MAX],
+        now_status="NEW",
+    )
+
+
+def _changed_meanwhile(
+    snapshot: OrderSnapshot, decision: Decision, *, context: SweepContext, transactions: OrderTransactions
+) -> OrderOutcome | None:
+    """changed_concurrently when the order is no longer a candidate; None while it is."""
+    try:
+        with transactions.order():  # a read of its own, ended at once
+            current = selectors.order_current_get(order_id=snapshot.id)
+            if current is not None:
+                fresh = selectors.order_snapshot(current, runs=context.runs)
+                problem = candidate_problem(fresh, settings=context.config, now=context.result.now)
+                if problem is None:
+                    return None
+            return changed_outcome(snapshot, decision, now=current)
+    except DatabaseError as exc:
+        if error_kind(exc) is ErrorKind.CONNECTION:
+            raise ConnectionLost(error_text(exc)) from exc
+        return None  # cannot tell: the caller's failure stands
