@@ -51,6 +51,7 @@ test-mysql: venv-mysql
 # On demand, not in CI: needs MariaDB; full sizes take about ten minutes.
 bench: venv-mysql
 	$(PY) -m bench.run
+	$(PY) -m bench.evidence
 
 lint: venv
 	$(VENV)/bin/ruff check .

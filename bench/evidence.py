@@ -3,11 +3,11 @@
     .venv/bin/python -m bench.evidence [--runs 100] [--orders 1000] [--lines 10000]
         [--backlog 100000] [--repeats 5] [--json PATH]
 
-(d) Gathering the broker evidence for `--orders` stale orders spread over `--runs` run
+(e) Gathering the broker evidence for `--orders` stale orders spread over `--runs` run
     output folders, each with an execution_events.jsonl of `--lines` lines written over the
     last ten hours (orders an hour old: the read stops an hour back), beside the recovery of
     those orders itself, and beside the same recovery with no run folders to read.
-(e) A sweep behind `--backlog` stale orders of a halted project (always skipped), with a
+(f) A sweep behind `--backlog` stale orders of a halted project (always skipped), with a
     few healthy stale orders behind them, beside the idle sweep over the same table (its
     clock set before those orders were stale). Target: within 10x of the idle sweep.
 
@@ -226,7 +226,7 @@ def backlog_measure(*, backlog: int, repeats: int) -> dict[str, Any]:
 def table_text(evidence: dict[str, Any], backlog: dict[str, Any], args: argparse.Namespace) -> str:
     m, b = evidence["medians"], backlog["medians"]
     lines = [
-        f"(d) evidence: {args.orders} stale orders over {args.runs} run folders, "
+        f"(e) evidence: {args.orders} stale orders over {args.runs} run folders, "
         f"{args.lines:,}-line event files ({evidence['file_bytes'] / 1e6:,.1f} MB on disk)",
         f"    gathering alone            {m['gather'] * 1000:9.1f} ms  "
         f"({evidence['gathered'].get('events_bytes_read', 0) / 1e6:,.1f} MB, "
@@ -235,7 +235,7 @@ def table_text(evidence: dict[str, Any], backlog: dict[str, Any], args: argparse
         f"gathering = {evidence['gather_share_of_recovery']:.2f} of it",
         f"    recovery, no folders       {m['recovery_no_folders'] * 1000:9.1f} ms  "
         f"with folders / without = {evidence['recovery_vs_no_folders']:.2f}x",
-        f"(e) a sweep behind {backlog['backlog']:,} always-skipped stale orders "
+        f"(f) a sweep behind {backlog['backlog']:,} always-skipped stale orders "
         f"({backlog['healthy_recovered_behind_it']} healthy ones behind them recovered on the first run)",
         f"    behind the backlog         {b['backlog'] * 1000:9.1f} ms  "
         f"{backlog['queries']['backlog']} queries",

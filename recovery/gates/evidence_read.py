@@ -50,6 +50,7 @@ from recovery.gates.evidence import (
 )
 
 CHUNK_BYTES = 256 * 1024
+BLOCK_LINES = 200  # lines looked at together before deciding to read them one by one
 RESULT_MAX_BYTES = 1024 * 1024
 # Problems of an open-orders snapshot that mean "the file is there but says nothing usable";
 # missing, stale or old snapshots only prove nothing.
@@ -276,20 +277,46 @@ def _events_scan(
         lines = data.split(b"\n")
         # The piece before the chunk's first newline continues in the chunk before it.
         carry = lines.pop(0) if position > 0 else b""
-        body = data[len(carry) + 1 :] if position > 0 else data
-        if (
-            not first_chunk
-            and lines
-            and chunk_elsewhere(body, first_line=lines[0], wanted=wanted_bytes, since=since)
-        ):
-            findings.lines += len(lines)
-            continue
-        for index, line in enumerate(reversed(lines)):
+        if first_chunk:
+            if not lines:
+                continue  # no newline yet: the file's last line is longer than a chunk
+            first_chunk = False
             # Only what follows the file's last newline can still be being written.
-            unterminated = first_chunk and index == 0
-            if _line_take(line, findings, wanted=wanted, since=since, unterminated=unterminated):
+            tail = lines.pop() if lines else b""
+            if _line_take(tail, findings, wanted=wanted, since=since, unterminated=True):
                 return
-        first_chunk = False
+        if _lines_take(lines, findings, wanted=wanted, wanted_bytes=wanted_bytes, since=since):
+            return
+
+
+def _lines_take(
+    lines: list[bytes],
+    findings: FileFindings,
+    *,
+    wanted: frozenset[str],
+    wanted_bytes: frozenset[bytes],
+    since: datetime,
+) -> bool:
+    """Complete lines, oldest first, taken newest first in blocks; True when reading can stop.
+
+    A block that cannot concern the wanted tags (gates.evidence.chunk_elsewhere) is passed
+    over whole; the others, and the block where the boundary falls, line by line.
+    """
+    end = len(lines)
+    while end > 0:
+        start = max(0, end - BLOCK_LINES)
+        block = lines[start:end]
+        if chunk_elsewhere(b"\n".join(block), first_line=block[0], wanted=wanted_bytes, since=since):
+            findings.lines += len(block)
+            glance = line_glance(block[0].strip())
+            if glance is not None and glance[1] is not None:
+                findings.time_seen(glance[1])
+        else:
+            for line in reversed(block):
+                if _line_take(line, findings, wanted=wanted, since=since, unterminated=False):
+                    return True
+        end = start
+    return False
 
 
 def _line_take(

@@ -332,3 +332,9 @@ def test_a_wanted_tag_written_with_escapes_is_still_found(root: Path) -> None:
         handle.write(escaped)
     write_events(root, others[3_000:])
     assert gather(root, request()).orders[55].seen.status == "SUBMITTED"
+
+
+def test_a_last_line_longer_than_a_chunk_that_is_still_being_written_is_unreadable(root: Path) -> None:
+    write_events(root, [event(tag="other")], tail='{"message": "' + "x" * (CHUNK_BYTES + 5000))
+    evidence = gather(root, request()).orders[55]
+    assert evidence.unreadable == (f"{root / 'execution_events.jsonl'}: {MSG_PARTIAL_LINE}",)
