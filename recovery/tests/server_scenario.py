@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import MySQLdb
 from django.conf import settings
 
 from recovery.tests.galera import Node
@@ -66,6 +65,8 @@ def last_json(process: Process) -> dict[str, Any]:
 
 
 def connect(node: Node, *, galera: bool) -> Any:
+    import MySQLdb  # the MySQL driver: not installed for the SQLite-only run
+
     connection = MySQLdb.connect(
         host="127.0.0.1", port=node.port, user="root", database=DATABASE, autocommit=True
     )

@@ -12,8 +12,8 @@ import io
 import re
 import threading
 from pathlib import Path
+from typing import Any
 
-import MySQLdb
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -33,8 +33,10 @@ pytestmark = pytest.mark.mysql
 HELD_SECONDS = 30  # how long the trigger holds the in-flight statement: ended by the kill or the timeout
 
 
-def side_connection() -> MySQLdb.Connection:
+def side_connection() -> Any:
     s = connections[trading_alias()].settings_dict
+    import MySQLdb  # the MySQL driver: not installed for the SQLite-only run
+
     return MySQLdb.connect(
         host=s["HOST"] or "127.0.0.1",
         port=int(s["PORT"] or 3306),
