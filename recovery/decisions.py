@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -217,9 +217,6 @@ def decide(
     def skip(reason: Reason, detail: str | None = None) -> Decision:
         return Decision(Action.SKIP, reason, detail=detail, **base)
 
-    def cancel(reason: Reason, detail: str | None = None, **extra: Any) -> Decision:
-        return Decision(Action.CANCEL, reason, detail=detail, **base, **extra)
-
     wide = sweep_wide_skip(gates=gates, settings=settings)
     if wide is not None:
         return skip(*wide)
@@ -232,6 +229,28 @@ def decide(
         return Decision(
             Action.SKIP, reason, detail=detail, evidence=evidence.as_dict() if evidence else None, **base
         )
+    decision = _recovery_decide(order, gates=gates, settings=settings, attempts=attempts, base=base)
+    if evidence is not None and evidence.submit_rejected and evidence.submit_result is not None:
+        # Said where the order's fate is shown: its submit failed, which is why it may go.
+        note = f"its submit failed: {evidence.submit_result.describe()}"
+        detail = f"{decision.detail}; {note}" if decision.detail else note
+        return replace(decision, detail=detail, evidence=evidence.as_dict())
+    return decision
+
+
+def _recovery_decide(
+    order: OrderSnapshot,
+    *,
+    gates: GateState,
+    settings: AutoRecoveryConfig,
+    attempts: int | None,
+    base: dict[str, Any],
+) -> Decision:
+    """Rules 6 to 11: the order is stale and the broker does not have it."""
+
+    def cancel(reason: Reason, detail: str | None = None, **extra: Any) -> Decision:
+        return Decision(Action.CANCEL, reason, detail=detail, **base, **extra)
+
     problem = order_problem(order)
     if problem is not None:
         return cancel(Reason.INVALID_ORDER, problem)

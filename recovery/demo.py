@@ -92,9 +92,22 @@ def demo_data_load(*, clock: dt.datetime, bridge_root: Path) -> int:
         payload[key] = stamp
         (bridge_root / name).write_text(json.dumps(payload, indent=2))
     for name, spec in scenario["evidence"].items():
+        # "{order:<client_order_id>}" stands for that order's id (direct_<id>/, direct:<id>).
+        name, spec = (
+            json.loads(_ids_fill(json.dumps(part), ids=ids))
+            if not isinstance(part, str)
+            else _ids_fill(part, ids=ids)
+            for part in (name, spec)
+        )
         _evidence_write(bridge_root / name, spec, clock=clock)
     (bridge_root / "run_1").mkdir(exist_ok=True)
     return len(scenario["orders"])
+
+
+def _ids_fill(text: str, *, ids: dict[str, int]) -> str:
+    for client_order_id, order_id in ids.items():
+        text = text.replace(f"{{order:{client_order_id}}}", str(order_id))
+    return text
 
 
 def _chains_link(ids: dict[str, int]) -> None:

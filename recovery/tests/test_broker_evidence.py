@@ -60,6 +60,11 @@ def test_the_eight_kinds_of_evidence_keep_their_orders_and_the_three_others_reco
     )
     assert filled["evidence"]["seen"]["filled"] == 10
     assert outcomes["ev-broker_tag_listed"]["evidence"]["open"]["tag"] == "bt-777"
+    # A rejected submit lets the order go, and its entry says why.
+    rejected = trading.root / "command_results" / "submit_order_command_rejected.json"
+    assert outcomes["ev-command_rejected"]["detail"] == (
+        f"its submit failed: submit command result 'not_connected' in {rejected}"
+    )
     submitted = outcomes["ev-command_submitted"]["evidence"]["seen"]
     assert submitted == {
         "kind": "command_result",
