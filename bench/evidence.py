@@ -141,7 +141,8 @@ def evidence_measure(*, root: Path, runs: int, orders: int, lines: int, repeats:
                 rows = list(TradeOrder.objects.filter(pk__in=ids))
                 facts = selectors.run_facts_get(r.run_id for r in rows)
                 snapshots = [
-                    selectors.order_snapshot(r, runs=selectors.run_projects_get(facts)) for r in rows
+                    selectors.order_snapshot(r, runs={k: (f.project_id, f.mode) for k, f in facts.items()})
+                    for r in rows
                 ]
                 sweep = selectors.sweep_gates_get(config=AutoRecoveryConfig(), now=CLOCK, probe=False)
                 seconds, gathered = _timed(

@@ -93,14 +93,8 @@ def demo_data_load(*, clock: dt.datetime, bridge_root: Path) -> int:
         (bridge_root / name).write_text(json.dumps(payload, indent=2))
     for name, spec in scenario["evidence"].items():
         # "{order:<client_order_id>}" stands for that order's id (direct_<id>/, direct:<id>).
-        name, spec = (
-            json.loads(_ids_fill(json.dumps(part), ids=ids))
-            if not isinstance(part, str)
-            else _ids_fill(part, ids=ids)
-            for part in (name, spec)
-        )
-        _evidence_write(bridge_root / name, spec, clock=clock)
-    (bridge_root / "run_1").mkdir(exist_ok=True)
+        filled = json.loads(_ids_fill(json.dumps(spec), ids=ids))
+        _evidence_write(bridge_root / _ids_fill(name, ids=ids), filled, clock=clock)
     return len(scenario["orders"])
 
 

@@ -268,8 +268,7 @@ def ib_target_get() -> tuple[str, int, str]:
 class SweepGates:
     """The facts that hold for a whole sweep, read once before any order is decided."""
 
-    ib: dict[str, Any]
-    ib_reachable: bool
+    ib: dict[str, Any]  # host, port, api_mode; probed, reachable, detail
     market: Any
     blackout: Any
     new_york_time: str
@@ -278,6 +277,10 @@ class SweepGates:
     open_orders: OpenOrdersSnapshot
     bridge_root: Path
     bridge_problem: str | None
+
+    @property
+    def ib_reachable(self) -> bool:
+        return bool(self.ib["reachable"])
 
 
 def sweep_gates_get(*, config: AutoRecoveryConfig, now: dt.datetime, probe: bool) -> SweepGates:
@@ -298,7 +301,6 @@ def sweep_gates_get(*, config: AutoRecoveryConfig, now: dt.datetime, probe: bool
             "api_mode": api_mode,
             "detail": "not probed: no candidates",
         },
-        ib_reachable=False,
         market=market_state_get(now=now),
         blackout=next((w for w in config.blackout_windows if w.contains(local)), None),
         new_york_time=local.strftime("%H:%M"),
@@ -322,11 +324,8 @@ def sweep_gates_probed(sweep: SweepGates) -> SweepGates:
         api_mode=ib["api_mode"],
         timeout=django_settings.IB_PROBE_TIMEOUT_SECONDS,
     )
-    reachable = bool(result.reachable)
     return replace(
-        sweep,
-        ib={**ib, "probed": True, "reachable": reachable, "detail": result.detail},
-        ib_reachable=reachable,
+        sweep, ib={**ib, "probed": True, "reachable": bool(result.reachable), "detail": result.detail}
     )
 
 

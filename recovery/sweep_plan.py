@@ -99,9 +99,9 @@ def sweep_plan(
             break
         if not sweep.ib["probed"]:
             sweep = selectors.sweep_gates_probed(sweep)
-        state = _batch_gather(plan, rows=rows, sweep=sweep, now=now)
+        snapshots, state = _batch_gather(plan, rows=rows, sweep=sweep, now=now)
         full = False
-        for snapshot in (selectors.order_snapshot(r, runs=plan.runs) for r in rows):
+        for snapshot in snapshots:
             decision = decide(snapshot, gates=state, settings=config, now=now)
             if decision.cancels:
                 if acted >= limit:
@@ -125,8 +125,10 @@ def sweep_plan(
     return plan
 
 
-def _batch_gather(plan: Plan, *, rows: list[Any], sweep: selectors.SweepGates, now: dt.datetime) -> GateState:
-    """The batch's runs and broker evidence, added to what the plan holds already."""
+def _batch_gather(
+    plan: Plan, *, rows: list[Any], sweep: selectors.SweepGates, now: dt.datetime
+) -> tuple[list[OrderSnapshot], GateState]:
+    """The batch's snapshots; its runs and broker evidence added to what the plan holds."""
     facts = selectors.run_facts_get(r.run_id for r in rows)
     plan.runs.update({run_id: (f.project_id, f.mode) for run_id, f in facts.items()})
     snapshots = [selectors.order_snapshot(r, runs=plan.runs) for r in rows]
@@ -137,7 +139,7 @@ def _batch_gather(plan: Plan, *, rows: list[Any], sweep: selectors.SweepGates, n
             plan.evidence_report[key] = plan.evidence_report.get(key, 0) + value
         else:
             plan.evidence_report[key] = value
-    return selectors.gates_state(sweep, evidence=plan.evidence)
+    return snapshots, selectors.gates_state(sweep, evidence=plan.evidence)
 
 
 def _any(filters: Any) -> Q | None:

@@ -210,9 +210,14 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
+def _status(event: Mapping[str, Any]) -> str | None:
+    """The event's status as compared: stripped, upper-case; None when it is not text."""
+    raw = event.get("status")
+    return raw.strip().upper() if isinstance(raw, str) else None
+
+
 def event_sighting(event: Mapping[str, Any], *, tag: str, path: str) -> Sighting:
-    raw_status = event.get("status")
-    status = raw_status.strip().upper() if isinstance(raw_status, str) else None
+    status = _status(event)
     time = event.get("time") if isinstance(event.get("time"), str) else None
     filled = _number(event.get("filled"))
     shown = filled if filled is not None and math.isfinite(filled) else None  # JSON-safe
@@ -226,11 +231,9 @@ def event_is_done(event: Mapping[str, Any]) -> bool:
     fill, and also a status this code does not know, a missing one, or a `filled` that is
     not a number (a wrong cancel is a lost trade; a skipped recovery waits a minute).
     """
-    raw_status = event.get("status")
-    status = raw_status.strip().upper() if isinstance(raw_status, str) else None
     raw_filled = event.get("filled")
     no_fill = raw_filled is None or _number(raw_filled) == 0
-    return status in DONE_STATUSES and no_fill
+    return _status(event) in DONE_STATUSES and no_fill
 
 
 def event_tag(event: Mapping[str, Any]) -> str | None:

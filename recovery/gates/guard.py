@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -21,16 +20,3 @@ def halted_today_get(*, now: datetime) -> frozenset[tuple[int, str]]:
     """Every (project_id, mode) whose guard row for today says halted (one small query)."""
     rows = TradeGuardState.objects.filter(trade_date=trade_date_for(now), status=HALTED)
     return frozenset(rows.values_list("project_id", "mode"))
-
-
-def halted_projects_get(*, pairs: Iterable[tuple[int, str]], now: datetime) -> frozenset[tuple[int, str]]:
-    """The (project_id, mode) pairs among `pairs` whose guard row for today says halted."""
-    wanted = set(pairs)
-    if not wanted:
-        return frozenset()
-    rows = TradeGuardState.objects.filter(
-        trade_date=trade_date_for(now),
-        status=HALTED,
-        project_id__in=sorted({project for project, _ in wanted}),
-    ).values_list("project_id", "mode")
-    return frozenset(pair for pair in rows if pair in wanted)
