@@ -37,6 +37,16 @@ def _columns(connection, table: str) -> list[tuple]:  # noqa: ANN001
     )
 
 
+def _index_columns(connection, name: str) -> list[str]:  # noqa: ANN001
+    rows = _fetch(
+        connection,
+        "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
+        "AND TABLE_NAME = 'trade_orders' AND INDEX_NAME = %s ORDER BY SEQ_IN_INDEX",
+        [name],
+    )
+    return [row[0] for row in rows]
+
+
 def test_auto_recovery_patch_twice() -> None:
     with scratch_database() as connection:
         run_sql_script(connection, (FIXTURES_DIR / "trading_schema.mysql.sql").read_text())
@@ -62,13 +72,7 @@ def test_sweep_index_patch_twice() -> None:
         run_sql_script(connection, (FIXTURES_DIR / "trading_schema.mysql.sql").read_text())
         for _ in range(2):
             run_sql_script(connection, SWEEP_INDEX.read_text())
-        index = _fetch(
-            connection,
-            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
-            "AND TABLE_NAME = 'trade_orders' AND INDEX_NAME = 'idx_trade_orders_status_created_at' "
-            "ORDER BY SEQ_IN_INDEX",
-        )
-        assert [row[0] for row in index] == ["status", "created_at"]
+        assert _index_columns(connection, "idx_trade_orders_status_created_at") == ["status", "created_at"]
         ledger = _fetch(connection, "SELECT version FROM schema_migrations")
         assert ledger == [("20260204_trade_orders_status_created_at_index",)]
         plan = _fetch(
@@ -97,12 +101,10 @@ def test_halted_runs_index_patch_twice() -> None:
         run_sql_script(connection, (FIXTURES_DIR / "trading_schema.mysql.sql").read_text())
         for _ in range(2):
             run_sql_script(connection, HALTED_INDEX.read_text())
-        index = _fetch(
-            connection,
-            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
-            "AND TABLE_NAME = 'trade_orders' AND INDEX_NAME = 'idx_trade_orders_status_run_created_at' "
-            "ORDER BY SEQ_IN_INDEX",
-        )
-        assert [row[0] for row in index] == ["status", "run_id", "created_at"]
+        assert _index_columns(connection, "idx_trade_orders_status_run_created_at") == [
+            "status",
+            "run_id",
+            "created_at",
+        ]
         ledger = _fetch(connection, "SELECT version FROM schema_migrations ORDER BY id")
         assert ledger == [("20261130_trade_orders_status_run_created_at_index",)]
