@@ -11,7 +11,7 @@ TEST_MYSQL_URL ?= mysql://root@127.0.0.1:3306/tradeops
 # make admin PORT=8001
 PORT ?= 8000
 
-.PHONY: demo admin bench test test-sqlite test-mysql lint venv venv-mysql clean system-packages
+.PHONY: demo admin bench test test-sqlite test-mysql test-at lint venv venv-mysql clean system-packages
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,17 @@ test-sqlite: venv
 test-mysql: venv-mysql
 	@echo "=== tests on MariaDB ($(TEST_MYSQL_URL)) ==="
 	env -u TRADING_DATABASE_URL DATABASE_URL=$(TEST_MYSQL_URL) $(PY) -m pytest
+
+# The MariaDB suite with the wall clock of every Python process it starts moved to the next
+# MOMENT (saturday: 12:00 New York; holiday: 11:00 on the next weekday NYSE holiday), by the
+# same offset in each (.ci/clock). PYTEST_ARGS narrows it, e.g. "-m processes".
+MOMENT ?= saturday
+PYTEST_ARGS ?=
+test-at: venv-mysql
+	@echo "=== tests on MariaDB at a moved clock ($(MOMENT)) ==="
+	@offset=$$($(PY) .ci/clock/moment.py $(MOMENT)) && \
+	env -u TRADING_DATABASE_URL DATABASE_URL=$(TEST_MYSQL_URL) PYTHONPATH=$(CURDIR)/.ci/clock \
+	  TRADEOPS_CLOCK_OFFSET_SECONDS=$$offset $(PY) -m pytest $(PYTEST_ARGS)
 
 # On demand, not in CI: needs MariaDB; full sizes take about ten minutes.
 bench: venv-mysql

@@ -8,8 +8,8 @@ from __future__ import annotations
 import threading
 import warnings
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import exchange_calendars
@@ -17,8 +17,11 @@ import pandas as pd
 
 CALENDAR_NAME = "XNYS"
 CALENDAR_START = "2024-01-01"
-# The library's default end is only one year ahead; two keep a long-lived process covered.
-CALENDAR_DAYS_AHEAD = 2 * 366
+# The calendar ends on 31 December this many years after the sweep's year: at least two
+# years of future for next open and close, and one build serves a whole year of sweeps.
+CALENDAR_YEARS_AHEAD = 3
+# Past this year a `now` is a bad clock or a bad argument, not a sweep to answer.
+CALENDAR_LAST_YEAR = 2200
 NEW_YORK = ZoneInfo("America/New_York")
 PANDAS_VALUES_WARNING = "Series.values returning an ndarray"
 
@@ -38,30 +41,32 @@ class MarketState:
 _BUILD_LOCK = threading.Lock()
 
 
-def _calendar() -> exchange_calendars.ExchangeCalendar:
+def _calendar(*, now: datetime) -> exchange_calendars.ExchangeCalendar:
+    """The calendar for a sweep at `now`: its range follows the sweep's clock, not the wall clock."""
+    year = max(now.astimezone(NEW_YORK).year, date.fromisoformat(CALENDAR_START).year)
+    end_year = min(year + CALENDAR_YEARS_AHEAD, CALENDAR_LAST_YEAR)
     # Threads (the admin, concurrent sweeps) share one build: catch_warnings is not
     # thread-safe, and building twice is wasted work.
     with _BUILD_LOCK:
-        return _calendar_build()
+        return _calendar_build(end_year)
 
 
-@cache
-def _calendar_build() -> exchange_calendars.ExchangeCalendar:
+@lru_cache(maxsize=4)
+def _calendar_build(end_year: int) -> exchange_calendars.ExchangeCalendar:
     # Building takes a fraction of a second and the answer only changes with the
-    # library's rules, so one calendar per process. Its end is the only wall-clock read.
-    end = datetime.now(UTC).date() + timedelta(days=CALENDAR_DAYS_AHEAD)
+    # library's rules and the year the range must reach: one calendar per process and year.
     with warnings.catch_warnings():
         # exchange_calendars 4.13 reads Series.values, which pandas 3.1 deprecates; the
         # warning is theirs, says nothing about our use, and would show in every test run.
         warnings.filterwarnings("ignore", message=PANDAS_VALUES_WARNING, category=DeprecationWarning)
-        return exchange_calendars.get_calendar(CALENDAR_NAME, start=CALENDAR_START, end=end.isoformat())
+        return exchange_calendars.get_calendar(CALENDAR_NAME, start=CALENDAR_START, end=f"{end_year}-12-31")
 
 
 def market_state_get(*, now: datetime) -> MarketState:
     """NYSE regular session facts at `now` (aware, any zone); all returned times are UTC."""
     if now.utcoffset() is None:
         raise ValueError(MSG_NAIVE_NOW.format(now=now))
-    calendar = _calendar()
+    calendar = _calendar(now=now)
     now_utc = now.astimezone(UTC)
     session = _session_get(calendar, day=now.astimezone(NEW_YORK).date())
     session_open, session_close = session or (None, None)

@@ -9,6 +9,7 @@ from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from recovery import models
+from recovery.gates.guard import trade_date_for
 from recovery.routers import trading_alias
 
 
@@ -69,7 +70,8 @@ class TradeGuardStateFactory(TradingFactory):
         model = models.TradeGuardState
 
     project_id = factory.Sequence(lambda n: 100 + n)
-    trade_date = factory.LazyFunction(lambda: timezone.now().date())
+    # Today as the guard reads it: New York's date, which is not UTC's in the evening.
+    trade_date = factory.LazyFunction(lambda: trade_date_for(timezone.now()))
     mode = "paper"
     status = "active"
 

@@ -136,6 +136,9 @@ def _executor(args: argparse.Namespace) -> dict[str, Any]:
             cursor.execute("SELECT id FROM trade_orders WHERE status = 'NEW' AND ib_order_id IS NULL")
             new_ids = [row[0] for row in cursor.fetchall()]
             for order_id in rng.sample(new_ids, min(len(new_ids), args.batch)):
+                # Stamped before the UPDATE is sent, not after its commit: a sweep that found
+                # the row locked by this very UPDATE may end while the commit is on its way.
+                sent_at = time.time()
                 try:
                     with transaction.atomic(using=alias):  # one commit per acknowledgement
                         cursor.execute(
@@ -148,7 +151,7 @@ def _executor(args: argparse.Namespace) -> dict[str, Any]:
                     errors += 1
                     continue
                 if changed == 1:
-                    acknowledged.append((order_id, time.time()))
+                    acknowledged.append((order_id, sent_at))
                 else:
                     lost += 1  # a sweep cancelled it first
                 time.sleep(args.pause)
@@ -157,7 +160,7 @@ def _executor(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "role": "executor",
         "acknowledged": [order_id for order_id, _ in acknowledged],
-        "acknowledged_at": [at for _, at in acknowledged],
+        "acknowledged_sent_at": [at for _, at in acknowledged],
         "lost": lost,
         "errors": errors,
         "started": started,

@@ -1,4 +1,8 @@
-"""End to end: an order the broker's own files show is never cancelled or re-placed."""
+"""End to end: an order the broker's own files show is never cancelled or re-placed.
+
+The in-process tests sweep at conftest.CLOCK (a Tuesday in regular hours); the one that
+starts `manage.py` says in its docstring why its outcome holds at any wall-clock hour.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from recovery.tests.conftest import CLOCK, stale_order
 from recovery.tests.evidence_cases import RECOVERED, SEEN, evidence_cases_build
 from recovery.tests.test_processes import manage, url_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.processes]
 
 
 def run_command(now: dt.datetime = CLOCK, *args: str) -> dict[str, Any]:
@@ -163,8 +167,12 @@ def test_tags_changed_after_the_evidence_was_read_stop_the_write(trading) -> Non
 
 @pytest.mark.mysql
 def test_the_eight_cases_through_manage_py_on_mariadb(committed_db, tmp_path: Path) -> None:
-    """As cron runs it: a real process, the real clock, the backend's layout on disk."""
-    factories.TradeSettingsFactory(auto_recovery={})
+    """As cron runs it: a real process, the backend's layout on disk, at any wall-clock hour.
+
+    The process reads the real clock, so the settings say what its outcome would otherwise
+    take from the time of day: re-placing outside regular hours is allowed.
+    """
+    factories.TradeSettingsFactory(auto_recovery={"allow_replace_outside_rth": True})
     factories.IbSettingsFactory(api_mode="mock")
     root = tmp_path / "lean_bridge"
     root.mkdir()

@@ -43,7 +43,7 @@ from recovery.tests.server_scenario import (
     scenario_create,
 )
 
-pytestmark = [pytest.mark.mysql, pytest.mark.galera]
+pytestmark = [pytest.mark.mysql, pytest.mark.galera, pytest.mark.processes]
 
 ORDERS = 600
 
@@ -64,6 +64,9 @@ def cluster() -> Iterator[GaleraCluster]:
 
 
 def test_three_nodes_three_runs_every_order_once_and_honest(cluster: GaleraCluster, tmp_path: Path) -> None:
+    """Any wall clock: the scenario's settings allow re-placing outside regular hours and its
+    orders are stamped by the server an hour back.
+    """
     db = connect(cluster.nodes[0], galera=True)
     originals = scenario_create(db, orders=ORDERS)
     bridge = tmp_path / "bridge"

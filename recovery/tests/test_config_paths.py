@@ -11,6 +11,8 @@ import pytest
 
 from recovery.tests.sites import BASE_DIR, env_file_values, manage, process_env, site_build
 
+pytestmark = pytest.mark.processes
+
 LOCAL_EXAMPLE = BASE_DIR / ".env.example"
 PRODUCTION_EXAMPLE = BASE_DIR / "deploy" / "production.env.example"
 SHOW_SETTINGS = """
@@ -46,6 +48,7 @@ def relative_database() -> Iterator[tuple[str, Path]]:
 
 
 def test_env_example_as_shipped_serves_locally_over_plain_http(tmp_path: Path) -> None:
+    """Any wall clock: the process only reports its settings."""
     values = env_file_values(LOCAL_EXAMPLE)
     result = manage("shell", "--no-imports", "-c", SHOW_SETTINGS, env=process_env(**values), cwd=tmp_path)
 
@@ -63,6 +66,7 @@ def test_env_example_as_shipped_serves_locally_over_plain_http(tmp_path: Path) -
 def test_auto_recover_runs_from_another_directory_on_a_relative_sqlite_url(
     tmp_path: Path, relative_database: tuple[str, Path]
 ) -> None:
+    """Any wall clock: the database has no orders, so the sweep's outcome has no time in it."""
     url, path = relative_database
     env = process_env(
         SECRET_KEY="x",
@@ -82,6 +86,7 @@ def test_auto_recover_runs_from_another_directory_on_a_relative_sqlite_url(
 
 
 def test_production_example_passes_the_deploy_checks(tmp_path: Path) -> None:
+    """Any wall clock: `check --deploy` reads no time."""
     values = env_file_values(PRODUCTION_EXAMPLE)
     placeholders = sorted(k for k, v in values.items() if "<" in v)
     assert placeholders == ["DATABASE_URL", "SECRET_KEY", "TRADING_DATABASE_URL"]

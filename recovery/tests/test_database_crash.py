@@ -6,6 +6,12 @@ orders the server is killed. The run must stop at once (no order tried against t
 server), exit 4 with one line saying how many orders it recovered and that the rest stay
 NEW, and keep its summary audit row for the next run. After a restart (InnoDB crash
 recovery) nothing is half-done, and the next run writes that row and finishes the work.
+
+The kill lands at the same place on a slow machine and a fast one, without a sleep: before
+the run starts, the test holds an uncommitted row with the client id the replacement of the
+(KILL_AFTER + 1)-th order will take. The run commits KILL_AFTER orders, then waits inside
+that order's transaction (its insert waits on the unique key) with 849 orders still to go,
+and the server is killed while it waits. Crash recovery rolls the test's row back.
 """
 
 from __future__ import annotations
@@ -31,10 +37,13 @@ from recovery.tests.server_scenario import (
     scenario_create,
 )
 
-pytestmark = pytest.mark.mysql
+pytestmark = [pytest.mark.mysql, pytest.mark.processes]
 
 ORDERS = 1000
 KILL_AFTER = 150  # committed orders before the kill: well inside the run
+# The orders go oldest first and `stale-00001` is the oldest (server_scenario), so the
+# order after the first KILL_AFTER is `stale-00151`; its replacement takes this client id.
+BLOCKED_CLIENT_ID = f"stale-{KILL_AFTER + 1:05d}-r1"
 LINE = re.compile(
     r"lost the database connection mid-sweep \(MySQL 20\d\d: .+\): (\d+) order\(s\) recovered before it; "
     r"order \d+ was in flight \(committed whole or not at all; the next run sees which\); "
@@ -64,9 +73,37 @@ def cancelled_count(node) -> int:  # noqa: ANN001
         db.close()
 
 
+def replacement_slot_hold(node):  # noqa: ANN001, ANN201
+    """An open transaction holding BLOCKED_CLIENT_ID uncommitted: the run's insert of that id waits."""
+    db = connect(node, galera=False)
+    db.autocommit(False)
+    with db.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO trade_orders (client_order_id, symbol, side, quantity, order_type, status)"
+            " VALUES (%s, 'AAPL', 'BUY', 1, 'MKT', 'CANCELED')",
+            (BLOCKED_CLIENT_ID,),
+        )
+    return db
+
+
+def replacement_insert_waiting(node) -> bool:  # noqa: ANN001
+    """The run's connection is inside the held order's transaction, its insert waiting."""
+    db = connect(node, galera=False)
+    try:
+        inserting = rows(
+            db,
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+            " WHERE ID <> CONNECTION_ID() AND INFO LIKE 'INSERT INTO trade_orders%%'",
+        )
+        return inserting[0][0] == 1
+    finally:
+        db.close()
+
+
 def test_a_server_killed_mid_sweep_stops_the_run_and_the_next_run_finishes(
     server: LocalServers, tmp_path: Path
 ) -> None:
+    """The real clock's hour does not matter: the scenario's settings allow re-placing outside RTH."""
     node = server.nodes[0]
     db = connect(node, galera=False)
     originals = scenario_create(db, orders=ORDERS)
@@ -75,14 +112,17 @@ def test_a_server_killed_mid_sweep_stops_the_run_and_the_next_run_finishes(
     bridge.mkdir()
     extra = {"LEAN_BRIDGE_ROOT": str(bridge), "AUTO_RECOVER_LOCK_DIR": str(tmp_path)}
 
+    holder = replacement_slot_hold(node)
     metrics = tmp_path / "metrics.prom"
     dying = auto_recover("dying", node, "--metrics-file", str(metrics), folder=tmp_path, **extra)
+    # The database's read timeout (15 s) would end the wait by itself: the kill comes well before.
     deadline = time.monotonic() + RUN_SECONDS
-    while cancelled_count(node) < KILL_AFTER:
+    while not (cancelled_count(node) == KILL_AFTER and replacement_insert_waiting(node)):
         assert dying.popen.poll() is None, f"the run ended before the kill:\n{dying.stderr()[-2000:]}"
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, "the run never reached the held replacement id"
         time.sleep(0.01)
     server.kill(node)
+    holder.close()
 
     assert dying.wait(RUN_SECONDS) == 4, dying.stderr()[-3000:]
     stderr = dying.stderr()
@@ -91,7 +131,7 @@ def test_a_server_killed_mid_sweep_stops_the_run_and_the_next_run_finishes(
     print("the dying run's stderr:", *stderr.strip().splitlines()[-4:], sep="\n  ")
     recovered, not_tried = int(match[1]), int(match[2])
     assert stderr.count("write failed") == 0  # no order was tried against the dead server
-    assert recovered >= KILL_AFTER and recovered + 1 + not_tried == ORDERS
+    assert (recovered, not_tried) == (KILL_AFTER, ORDERS - KILL_AFTER - 1)
     report = last_json(dying)
     assert (report["cancelled"], report["not_tried"], report["failed"]) == (recovered, not_tried, 0)
     assert report["connection_lost"]
@@ -103,9 +143,12 @@ def test_a_server_killed_mid_sweep_stops_the_run_and_the_next_run_finishes(
     server.restart(node)
     db = connect(node, galera=False)
     invariants_assert(db)
+    # The order in flight was waiting when the server died: rolled back whole, as was the
+    # test's own uncommitted row.
+    held = rows(db, "SELECT COUNT(*) FROM trade_orders WHERE client_order_id = %s", (BLOCKED_CLIENT_ID,))
+    assert held == [(0,)]
     committed = rows(db, "SELECT COUNT(*) FROM trade_orders WHERE status = 'CANCELED'")[0][0]
-    # The order in flight when the server died committed, or did not: never half.
-    assert committed in (recovered, recovered + 1)
+    assert committed == recovered
     assert rows(db, "SELECT COUNT(*) FROM audit_logs WHERE action = %s", (ACTION_SWEEP,))[0][0] == 0
 
     after = auto_recover("after", node, folder=tmp_path, **extra)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
+import time_machine
 
-from recovery.gates.market_hours import _calendar, market_state_get
+from recovery.gates.market_hours import _first_after, market_state_get
 
 NY = ZoneInfo("America/New_York")
 
@@ -114,17 +116,23 @@ def test_naive_now_raises() -> None:
         market_state_get(now=datetime(2026, 11, 24, 15, 0))
 
 
-@pytest.mark.parametrize("now", [utc(2100, 6, 1, 15), utc(2020, 6, 1, 15)])
+@pytest.mark.parametrize("now", [utc(2300, 6, 1, 15), utc(2020, 6, 1, 15)])
 def test_date_outside_the_calendar_raises_a_clear_value_error(now: datetime) -> None:
     with pytest.raises(ValueError, match="outside the XNYS calendar"):
         market_state_get(now=now)
 
 
-def test_no_next_open_past_the_last_session() -> None:
-    calendar = _calendar()
-    last_close = calendar.closes.iloc[-1].to_pydatetime()
-    state = market_state_get(now=last_close - timedelta(minutes=1))
-    assert state.is_open
-    assert state.next_open is None
-    assert state.next_close == last_close
-    assert market_state_get(now=last_close).next_close is None
+@pytest.mark.parametrize("wall_clock", [utc(2024, 1, 2, 15), utc(2026, 12, 7, 15), utc(2045, 7, 1, 3)])
+def test_the_range_follows_the_sweeps_clock_not_the_wall_clock(wall_clock: datetime) -> None:
+    """Thanksgiving 2035 and the early close after it, whatever the wall clock says."""
+    with time_machine.travel(wall_clock, tick=False):
+        assert not market_state_get(now=ny(2035, 11, 22, 12)).is_open
+        early = market_state_get(now=ny(2035, 11, 23, 12, 59))
+        assert early.is_open and early.session_close == ny(2035, 11, 23, 13, 0)
+        assert market_state_get(now=ny(2035, 11, 23, 13, 0)).next_open == ny(2035, 11, 26, 9, 30)
+
+
+def test_no_next_time_past_the_last_one() -> None:
+    times = pd.Series(pd.to_datetime(["2026-11-24 14:30", "2026-11-25 14:30"], utc=True))
+    assert _first_after(times, now=utc(2026, 11, 24, 14, 30)) == utc(2026, 11, 25, 14, 30)
+    assert _first_after(times, now=utc(2026, 11, 25, 14, 30)) is None

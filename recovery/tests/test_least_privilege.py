@@ -35,7 +35,7 @@ from recovery.routers import TRADING_TABLES, trading_alias
 from recovery.schema import sql_statements, trading_schema_build
 from recovery.tests.scratch import registered_connection
 
-pytestmark = pytest.mark.mysql
+pytestmark = [pytest.mark.mysql, pytest.mark.processes]
 
 BASE_DIR = Path(settings.BASE_DIR)
 README_SECTION = "## Running it in production"
@@ -298,6 +298,9 @@ def recovery_assert(deployment: Deployment, outcomes: dict[int, dict[str, Any]],
 
 
 def test_auto_recover_cancels_replaces_and_audits_as_the_limited_account(deployment: Deployment) -> None:
+    """Any wall clock: the settings allow re-placing outside regular hours, the orders are ten
+    minutes old by this process's clock.
+    """
     ids = orders_insert(
         deployment,
         f"lp-cron-{secrets.token_hex(3)}",
@@ -341,6 +344,9 @@ def test_auto_recover_cancels_replaces_and_audits_as_the_limited_account(deploym
 
 
 def test_admin_recovery_of_selected_orders_works_as_the_limited_account(deployment: Deployment) -> None:
+    """Any wall clock: the settings allow re-placing outside regular hours, the orders are ten
+    minutes old by this process's clock.
+    """
     ids = orders_insert(
         deployment, f"lp-admin-{secrets.token_hex(3)}", [("BUY", "MKT", "NEW"), ("SELL", "MKT", "NEW")]
     )
@@ -357,6 +363,7 @@ def test_admin_recovery_of_selected_orders_works_as_the_limited_account(deployme
 
 
 def test_admin_settings_save_works_as_the_limited_account(deployment: Deployment) -> None:
+    """Any wall clock: saving the settings reads no market time."""
     result = deployment.run(
         "-c", ADMIN_SETTINGS_SAVE, ADMIN_ACTOR, json.dumps({"max_replacements_per_sweep": 25})
     )
@@ -373,6 +380,7 @@ def test_admin_settings_save_works_as_the_limited_account(deployment: Deployment
 
 
 def test_manage_check_passes_as_the_limited_account(deployment: Deployment) -> None:
+    """Any wall clock: `check` reads no time."""
     result = deployment.manage("check")
 
     assert result.returncode == 0, result.stderr
@@ -398,6 +406,7 @@ FORBIDDEN = [
 
 
 def test_the_limited_account_cannot_change_the_schema_or_delete_orders(deployment: Deployment) -> None:
+    """Any wall clock: only statements are refused."""
     schema_before = schema_snapshot(deployment)
     orders_before = deployment.root_rows("SELECT COUNT(*) FROM trade_orders")
     allowed = statements_allowed(
@@ -455,7 +464,10 @@ def schema_snapshot(deployment: Deployment) -> list[tuple[Any, ...]]:
 
 
 def test_the_grants_run_are_the_readmes(deployment: Deployment) -> None:
-    """Guards the parsing above: one CREATE USER and a GRANT per table the README names."""
+    """Guards the parsing above: one CREATE USER and a GRANT per table the README names.
+
+    Any wall clock: no process reads the time.
+    """
     statements = readme_grant_statements()
     assert statements[0].upper().startswith("CREATE USER")
     granted = {m for s in statements for m in re.findall(rf"\b{README_DATABASE}\.(\w+)", s)}
@@ -479,6 +491,9 @@ def django_rows(deployment: Deployment, sql: str, params: list[Any] | None = Non
 
 
 def test_djangos_account_prunes_heartbeats_and_expired_sessions(deployment: Deployment) -> None:
+    """Any wall clock: the rows to prune are 60 days old by this process's clock, the others
+    new.
+    """
     old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=60)).replace(tzinfo=None)
     django_rows(
         deployment,
@@ -507,6 +522,7 @@ def test_djangos_account_prunes_heartbeats_and_expired_sessions(deployment: Depl
 
 
 def test_djangos_account_runs_the_users_roles_tokens_and_unlock_commands(deployment: Deployment) -> None:
+    """Any wall clock: these commands read no time."""
     name = f"lp-ops-{secrets.token_hex(3)}"
     superuser = deployment.run(
         str(BASE_DIR / "manage.py"),
@@ -530,6 +546,7 @@ def test_djangos_account_runs_the_users_roles_tokens_and_unlock_commands(deploym
 
 
 def test_djangos_account_has_nothing_on_the_trading_database(deployment: Deployment) -> None:
+    """Any wall clock: only statements are refused."""
     allowed = statements_allowed(
         deployment,
         user=deployment.django_user,

@@ -19,6 +19,8 @@ from recovery.routers import trading_alias
 from recovery.schema import FIXTURES_DIR, run_sql_script, trading_schema_build
 from recovery.tests.scratch import scratch_database
 
+pytestmark = pytest.mark.processes
+
 BASE_DIR = Path(settings.BASE_DIR)
 
 
@@ -55,6 +57,7 @@ def unblocked(django_db_setup, django_db_blocker):  # noqa: ANN001, ANN201
 
 
 def test_missing_auto_recovery_column_exits_2_naming_the_patch(unblocked) -> None:
+    """Any wall clock: the run stops at the schema check, before any time is read."""
     with scratch_database() as connection:
         url = url_of(connection.settings_dict)
         migrated = manage("migrate", "--skip-checks", database_url=url)  # Django's tables, heartbeat included
@@ -79,6 +82,7 @@ def test_missing_auto_recovery_column_exits_2_naming_the_patch(unblocked) -> Non
 
 
 def test_unreachable_database_exits_2_with_one_line() -> None:
+    """Any wall clock: the run stops at the connection."""
     url = (
         "mysql://root@127.0.0.1:1/tradeops"
         if connections[trading_alias()].vendor == "mysql"
@@ -92,6 +96,7 @@ def test_unreachable_database_exits_2_with_one_line() -> None:
 
 
 def test_lock_held_by_another_run_exits_0_saying_so(unblocked, settings, tmp_path: Path) -> None:  # noqa: ANN001
+    """Any wall clock: the database has no orders."""
     settings.AUTO_RECOVER_LOCK_DIR = tmp_path  # the subprocess gets the same folder
     with scratch_database() as connection:
         trading_schema_build(using=connection.alias)
@@ -106,6 +111,9 @@ def test_lock_held_by_another_run_exits_0_saying_so(unblocked, settings, tmp_pat
 
 
 def test_demo_runs_twice_and_shows_every_rule(tmp_path: Path) -> None:
+    """Any wall clock: the demo sweeps at its own clock, 11:00 New York on the last session day
+    before the real now.
+    """
     if connections[trading_alias()].vendor == "mysql":
         result = manage("demo", database_url=url_of(connections[trading_alias()].settings_dict), DEBUG="1")
         assert result.returncode == 2

@@ -25,7 +25,7 @@ from recovery.routers import trading_alias
 from recovery.tests import factories
 from recovery.tests.proof_worker import IB_ORDER_ID_BASE, WAIT_SECONDS, Pack, Process
 
-pytestmark = pytest.mark.mysql
+pytestmark = [pytest.mark.mysql, pytest.mark.processes]
 
 SEED = 20261128
 
@@ -82,11 +82,12 @@ def invariants_assert(
         order = orders[order_id]
         assert (order.status, order.ib_order_id) == ("SUBMITTED", IB_ORDER_ID_BASE + order_id)
         assert "auto_recovery_cancel" not in order.params
-    # An original still NEW after every sweep ended would have been left alone by all of them.
+    # An original still NEW and unlocked after every sweep ended was left alone by all of them:
+    # the executor's acknowledgement was sent after the last sweep's end.
     last_end = max(r["ended"] for r in reports)
     late = [
         i
-        for i, at in zip(executor["acknowledged"], executor["acknowledged_at"], strict=True)
+        for i, at in zip(executor["acknowledged"], executor["acknowledged_sent_at"], strict=True)
         if at > last_end
     ]
     assert [i for i in late if i in originals] == []
@@ -134,7 +135,9 @@ def invariants_assert(
         "acknowledged_originals": len(acknowledged & originals),
         "acknowledged_replacements": len(acknowledged & replacement_ids),
         "acknowledged_while_all_ran": sum(
-            1 for at in executor["acknowledged_at"] if max(r["started"] for r in reports) <= at <= first_end
+            1
+            for at in executor["acknowledged_sent_at"]
+            if max(r["started"] for r in reports) <= at <= first_end
         ),
         "executor_lost_races": executor["lost"],
         "cancelled": len(cancelled),
@@ -154,6 +157,9 @@ def test_four_sweep_processes_and_the_executor_over_1000_orders(
     clock: dt.datetime,
     tmp_path: Path,
 ) -> None:
+    """Any wall clock: the sweeps are given `--now`, and the settings allow re-placing outside
+    regular hours.
+    """
     recovery_configured()
     originals = stale_orders_create(1000, clock=clock)  # clock: a Tuesday, mid-session
     pack = Pack(tmp_path, LEAN_BRIDGE_ROOT=str(bridge.root))
@@ -210,6 +216,9 @@ def test_the_command_and_the_admins_recovery_at_the_same_moment(
     bridge,  # noqa: ANN001
     tmp_path: Path,
 ) -> None:
+    """Any wall clock: the settings allow re-placing outside regular hours; the orders are an
+    hour old by this process's clock, which the processes share.
+    """
     recovery_configured()
     # The command reads the real clock (cron passes none): the orders are an hour old now.
     originals = stale_orders_create(300, clock=timezone.now())

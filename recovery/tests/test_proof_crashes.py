@@ -34,7 +34,7 @@ from recovery.routers import trading_alias
 from recovery.tests import factories
 from recovery.tests.proof_worker import WAIT_SECONDS, Pack, Process
 
-pytestmark = pytest.mark.mysql
+pytestmark = [pytest.mark.mysql, pytest.mark.processes]
 
 SEED = 600_24
 MIN_KILLS, MAX_KILLS = 24, 30
@@ -247,6 +247,9 @@ def test_killed_runs_leave_no_broken_chain_and_a_normal_run_finishes(
     bridge,  # noqa: ANN001
     tmp_path: Path,
 ) -> None:
+    """Any wall clock: the settings allow re-placing outside regular hours; the orders are
+    stamped by this process's clock, which the processes share.
+    """
     rng = random.Random(SEED)
     print(f"\nseed {SEED}")
     factories.TradeSettingsFactory(

@@ -26,7 +26,7 @@ from recovery.tests.proof_worker import Pack
 from recovery.tests.test_proof_concurrency import overlap_assert, recovery_configured, stale_orders_create
 from recovery.timestamps import iso_utc
 
-pytestmark = pytest.mark.mysql
+pytestmark = [pytest.mark.mysql, pytest.mark.processes]
 
 SEED = 20261130
 ORDERS = 600
@@ -78,6 +78,9 @@ def test_four_sweeps_and_the_executor_while_evidence_appears(
     clock,  # noqa: ANN001
     tmp_path: Path,
 ) -> None:
+    """Any wall clock: the sweeps are given `--now`, and the settings allow re-placing outside
+    regular hours.
+    """
     recovery_configured()
     originals = stale_orders_create(ORDERS, clock=clock)
     rows = list(TradeOrder.objects.filter(pk__in=originals).order_by("pk"))

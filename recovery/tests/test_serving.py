@@ -25,6 +25,8 @@ import pytest
 
 from recovery.tests.sites import BASE_DIR, manage, process_env, site_build
 
+pytestmark = pytest.mark.processes
+
 PROXY_HEADERS = {"Host": "ops.example.com", "X-Forwarded-Proto": "https", "X-Real-IP": "203.0.113.9"}
 STARTUP_SECONDS = 60
 
@@ -124,6 +126,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def test_the_login_page_is_served_with_debug_off(served: Served) -> None:
+    """Any wall clock: serving a page reads no market time."""
     status, headers, body = served.get("/admin/login/")
     assert status == 200 and headers["content-type"].startswith("text/html")
     assert b"csrfmiddlewaretoken" in body
@@ -132,6 +135,7 @@ def test_the_login_page_is_served_with_debug_off(served: Served) -> None:
 
 
 def test_static_css_is_served_by_whitenoise_hashed_and_cached(served: Served) -> None:
+    """Any wall clock: static files read no time."""
     _, _, page = served.get("/admin/login/")
     css = re.search(rb'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', page)
     assert css, "the login page links the hashed base.css from collectstatic's manifest"
@@ -141,16 +145,21 @@ def test_static_css_is_served_by_whitenoise_hashed_and_cached(served: Served) ->
 
 
 def test_without_the_proxy_header_it_redirects_to_https(served: Served) -> None:
+    """Any wall clock: a redirect reads no time."""
     status, headers, _ = served.get("/admin/login/", headers={"Host": "ops.example.com"})
     assert status == 301 and headers["location"] == "https://ops.example.com/admin/login/"
 
 
 def test_an_unknown_host_is_refused(served: Served) -> None:
+    """Any wall clock: refusing a host reads no time."""
     status, _, _ = served.get("/admin/login/", headers={**PROXY_HEADERS, "Host": "evil.example"})
     assert status == 400
 
 
 def test_health_turns_200_after_a_cron_style_run(served: Served) -> None:
+    """Any wall clock: the run finds no orders, and health compares its heartbeat with a clock
+    the server and the run share.
+    """
     status, _, body = served.get("/healthz/recovery")
     assert status == 503 and json.loads(body)["status"] == "unknown"
 
@@ -165,6 +174,7 @@ def test_health_turns_200_after_a_cron_style_run(served: Served) -> None:
 
 
 def test_the_api_answers_json_and_wants_credentials(served: Served) -> None:
+    """Any wall clock: no sweep runs."""
     status, headers, body = served.get("/api/recovery/settings")
     assert status == 401 and headers["content-type"] == "application/json"
     assert "credentials" in json.loads(body)["detail"]

@@ -1,4 +1,7 @@
-"""Configuration from the environment: clear one-line errors, sane defaults."""
+"""Configuration from the environment: clear one-line errors, sane defaults.
+
+Any wall clock: the processes here only load settings and read no time.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from pathlib import Path
 import environ
 import pytest
 from django.conf import settings
+
+pytestmark = pytest.mark.processes
 
 BASE_DIR = Path(settings.BASE_DIR)
 

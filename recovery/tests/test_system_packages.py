@@ -1,4 +1,7 @@
-""".ci/system-packages, which make test and CI run: one line when all is there, the exact command when not."""
+""".ci/system-packages, which make test and CI run: one line when all is there, the exact command when not.
+
+Any wall clock: the script reads no time.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+
+pytestmark = pytest.mark.processes
 
 SCRIPT = Path(settings.BASE_DIR) / ".ci" / "system-packages"
 ALL_GROUPS = ("python", "mysqlclient", "tests")
