@@ -12,8 +12,8 @@ from django.db import connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 
-from recovery.audit import ACTION_CANCEL
-from recovery.routers import trading_alias
+from recovery.db.audit import ACTION_CANCEL
+from recovery.db.routers import trading_alias
 
 OURS, STOCK = "/admin/recovery/", "/stock-admin/recovery/"
 MSG_BAD_PAGE = "GET {url} answered {status}"

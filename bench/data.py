@@ -14,9 +14,9 @@ from typing import Any
 
 from django.db import connections
 
-from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SETTINGS_UPDATE, ACTION_SWEEP
+from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SETTINGS_UPDATE, ACTION_SWEEP
+from recovery.db.routers import trading_alias
 from recovery.gates.guard import trade_date_for
-from recovery.routers import trading_alias
 
 HISTORY_DAYS = 730
 HISTORY_GAP = dt.timedelta(hours=1)  # the newest historical order, before the clock

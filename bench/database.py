@@ -1,7 +1,7 @@
 """The bench database: created, built from the reference DDL and the patches, migrated, dropped.
 
 Only a MariaDB/MySQL database named test_* is ever created or dropped here; the schema
-guard in recovery.schema refuses any other name as well.
+guard in recovery.db.schema refuses any other name as well.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connections
 
-from recovery.routers import trading_alias
-from recovery.schema import SCRATCH_PREFIX, trading_schema_build
+from recovery.db.routers import trading_alias
+from recovery.db.schema import SCRATCH_PREFIX, trading_schema_build
 
 MSG_NOT_MYSQL = "the benchmark runs on MariaDB/MySQL only; DATABASE_URL points at {vendor}"
 MSG_NOT_SCRATCH = "refusing to create or drop {name!r}: the bench database must be named test_*"

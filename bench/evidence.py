@@ -88,7 +88,7 @@ def _folders_write(root: Path, *, runs: int, lines: int) -> list[Path]:
 
 
 def _stale_insert(*, label: str, count: int, run_ids: list[int | None], created: dt.datetime) -> list[int]:
-    from recovery.models import TradeOrder
+    from recovery.db.models import TradeOrder
 
     rows = [
         TradeOrder(
@@ -115,9 +115,9 @@ def _stale_insert(*, label: str, count: int, run_ids: list[int | None], created:
 
 def evidence_measure(*, root: Path, runs: int, orders: int, lines: int, repeats: int) -> dict[str, Any]:
     from recovery import selectors
-    from recovery.config import AutoRecoveryConfig
-    from recovery.models import TradeOrder, TradeRun
+    from recovery.db.models import TradeOrder, TradeRun
     from recovery.services import sweep_run
+    from recovery.sweep.config import AutoRecoveryConfig
 
     folders = _folders_write(root, runs=runs, lines=lines)
     with_folders = [
@@ -171,8 +171,8 @@ def backlog_measure(*, backlog: int, repeats: int) -> dict[str, Any]:
     from django.db import connections
     from django.test.utils import CaptureQueriesContext
 
-    from recovery.models import TradeGuardState, TradeRun
-    from recovery.routers import trading_alias
+    from recovery.db.models import TradeGuardState, TradeRun
+    from recovery.db.routers import trading_alias
     from recovery.services import sweep_run
 
     TradeGuardState.objects.create(
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.test.utils import override_settings
 
     from bench import database
-    from recovery.models import IbSettings, TradeSettings
+    from recovery.db.models import IbSettings, TradeSettings
 
     database.bench_database_create()
     try:

@@ -18,9 +18,9 @@ from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
 from bench.database import session_status
-from recovery.audit import ACTOR_COMMAND
-from recovery.routers import trading_alias
-from recovery.runs import heartbeat_prune, sweep_run_recorded
+from recovery.db.audit import ACTOR_COMMAND
+from recovery.db.routers import trading_alias
+from recovery.ops.runs import heartbeat_prune, sweep_run_recorded
 from recovery.services import sweep_run
 
 INDEX = "idx_trade_orders_status_created_at"

@@ -3,7 +3,7 @@
 One transaction per order: SELECT ... FOR UPDATE SKIP LOCKED, the conditional cancel, the
 replacement INSERT, both audit rows in one INSERT, COMMIT. No ORM, no decision table, no
 gates: what any correct recovery must at least cost on this server. The JSON written is
-the same as the sweep's (recovery.chain builds both), so the bytes match.
+the same as the sweep's (recovery.sweep.chain builds both), so the bytes match.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import MySQLdb
 
-from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP, RESOURCE_ORDER, RESOURCE_SWEEP
-from recovery.chain import cancelled_params, chain_root, replacement_client_order_id, replacement_params
+from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP, RESOURCE_ORDER, RESOURCE_SWEEP
+from recovery.sweep.chain import cancelled_params, chain_root, replacement_client_order_id, replacement_params
 
 ACTOR = "bench:raw"
 TIMEOUT_SECONDS = 45

@@ -19,8 +19,8 @@ from django.test.utils import CaptureQueriesContext
 from bench.data import stale_batch_insert
 from bench.database import raw_connect, session_status
 from bench.raw_baseline import raw_recover
-from recovery.audit import ACTION_SWEEP, ACTOR_COMMAND
-from recovery.routers import trading_alias
+from recovery.db.audit import ACTION_SWEEP, ACTOR_COMMAND
+from recovery.db.routers import trading_alias
 from recovery.services import sweep_run
 
 # Server-side counters of the connection that did the work (SHOW SESSION STATUS).

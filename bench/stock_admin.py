@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from recovery.models import AuditLog, TradeOrder
+from recovery.db.models import AuditLog, TradeOrder
 
 stock_site = admin.AdminSite(name="stock_admin")
 

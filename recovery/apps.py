@@ -7,4 +7,4 @@ class RecoveryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from recovery import checks  # noqa: F401  (registers the schema check)
+        from recovery.db import checks  # noqa: F401  (registers the schema check)

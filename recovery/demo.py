@@ -20,16 +20,16 @@ from django.core.management import call_command
 from django.db import connections, transaction
 from django.test.utils import override_settings
 
-from recovery.decisions import Reason
+from recovery.db.models import IbSettings, TradeGuardState, TradeOrder, TradeRun, TradeSettings
+from recovery.db.routers import trading_alias
+from recovery.db.schema import FIXTURES_DIR, trading_schema_build
+from recovery.db.timestamps import iso_utc
 from recovery.exceptions import UnsafeSchemaOperation
 from recovery.gates.guard import NEW_YORK, trade_date_for
 from recovery.gates.market_hours import market_state_get
-from recovery.models import IbSettings, TradeGuardState, TradeOrder, TradeRun, TradeSettings
-from recovery.results import SweepResult
-from recovery.routers import trading_alias
-from recovery.schema import FIXTURES_DIR, trading_schema_build
 from recovery.services import sweep_run
-from recovery.timestamps import iso_utc
+from recovery.sweep.decisions import Reason
+from recovery.sweep.results import SweepResult
 
 DEMO_DIR = FIXTURES_DIR / "demo"
 DEMO_ACTOR = "demo"

@@ -10,7 +10,7 @@ class TradeOpsError(Exception):
 class UnsafeSchemaOperation(TradeOpsError):
     """DDL was asked for on a database that is neither the demo nor a test database.
 
-    Raised by recovery.schema; nothing catches it: it is a programming or operator
+    Raised by recovery.db.schema; nothing catches it: it is a programming or operator
     mistake that must stop the run (docs/design.md, "Guarantees": never DDL on the trading tables).
     """
 

@@ -13,17 +13,23 @@ from django.db import connections
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KT
 
-from recovery.config import WHOLE_COLUMN, WHY_UNREADABLE, AutoRecoveryConfig, SettingsWarning, config_parse
-from recovery.decisions import GateState, OrderSnapshot
+from recovery.db.models import IbSettings, TradeOrder, TradeRun, TradeSettings
+from recovery.db.routers import trading_alias
+from recovery.db.timestamps import iso_utc
 from recovery.gates.bridge import OpenOrdersSnapshot, QuotesSnapshot, open_orders_read, quotes_read
 from recovery.gates.evidence import OrderEvidence, order_tags, submit_command_get
 from recovery.gates.evidence_read import EvidenceGathered, EvidenceRequest, evidence_gather, root_problem_get
 from recovery.gates.guard import NEW_YORK, halted_today_get
 from recovery.gates.ib import ib_probe
 from recovery.gates.market_hours import market_state_get
-from recovery.models import IbSettings, TradeOrder, TradeRun, TradeSettings
-from recovery.routers import trading_alias
-from recovery.timestamps import iso_utc
+from recovery.sweep.config import (
+    WHOLE_COLUMN,
+    WHY_UNREADABLE,
+    AutoRecoveryConfig,
+    SettingsWarning,
+    config_parse,
+)
+from recovery.sweep.decisions import GateState, OrderSnapshot
 
 
 @dataclass(frozen=True)

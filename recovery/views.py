@@ -10,7 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from recovery.admin.denied import permission_denied_response
-from recovery.health import health_get
+from recovery.ops.health import health_get
 
 
 @require_safe

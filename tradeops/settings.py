@@ -166,7 +166,7 @@ for _database_entry in DATABASES.values():
                 _database_entry.setdefault("OPTIONS", {}).setdefault(_option, _seconds)
 # ---------------------------------------------------------------------------------------
 
-DATABASE_ROUTERS = ["recovery.routers.TradingRouter"]
+DATABASE_ROUTERS = ["recovery.db.routers.TradingRouter"]
 # Grow DATABASES above this line (per-alias OPTIONS belong in _database); everything
 # below reads the finished dict.
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -28,8 +28,8 @@ from recovery.admin.audit_filters import (
     TimeRangeFilter,
 )
 from recovery.admin.base import ReadOnlyLargeTableAdmin
-from recovery.audit import ACTION_SETTINGS_UPDATE, ACTION_SWEEP, RESOURCE_ORDER
-from recovery.models import AuditLog, TradeOrder
+from recovery.db.audit import ACTION_SETTINGS_UPDATE, ACTION_SWEEP, RESOURCE_ORDER
+from recovery.db.models import AuditLog, TradeOrder
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 

@@ -11,9 +11,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from recovery.admin.fate import decision_rows
-from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SETTINGS_UPDATE, ACTION_SWEEP
-from recovery.labels import reason_label
-from recovery.models import AuditLog
+from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SETTINGS_UPDATE, ACTION_SWEEP
+from recovery.db.models import AuditLog
+from recovery.sweep.labels import reason_label
 
 SUMMARY_LENGTH = 160
 DECISION_COLUMNS = ("order", "what happened, and why", "replacement", "age", "detail")

@@ -10,7 +10,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from recovery.audit import (
+from recovery.db.audit import (
     ACTION_CANCEL,
     ACTION_REPLACE,
     ACTION_SETTINGS_UPDATE,
@@ -20,7 +20,7 @@ from recovery.audit import (
     RESOURCE_SETTINGS,
     RESOURCE_SWEEP,
 )
-from recovery.models import AuditLog
+from recovery.db.models import AuditLog
 
 RESOURCE_TYPES = (RESOURCE_ORDER, RESOURCE_SWEEP, RESOURCE_SETTINGS)
 ACTIONS = (ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP, ACTION_SETTINGS_UPDATE)

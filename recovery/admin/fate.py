@@ -2,7 +2,7 @@
 
 Built from a sweep's report (SweepResult.as_dict(), or a sweep audit row's detail) and,
 when the page needs symbol, side and size, the orders themselves read in one query.
-The words come from recovery.labels, so every page says the same thing.
+The words come from recovery.sweep.labels, so every page says the same thing.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from recovery import selectors
-from recovery.labels import age_text, not_candidate_label, reason_label, settings_text, would_be_action
-from recovery.models import TradeOrder
-from recovery.results import SweepResult
+from recovery.db.models import TradeOrder
 from recovery.services import sweep_run
+from recovery.sweep.labels import age_text, not_candidate_label, reason_label, settings_text, would_be_action
+from recovery.sweep.results import SweepResult
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from recovery import selectors
-from recovery.audit import ACTION_REPLACE
-from recovery.decisions import ORDER_TYPES, SIDES
-from recovery.models import AuditLog
+from recovery.db.audit import ACTION_REPLACE
+from recovery.db.models import AuditLog
+from recovery.sweep.decisions import ORDER_TYPES, SIDES
 
 STATUSES = ("NEW", "SUBMITTED", "PARTIAL", "FILLED", "CANCELED", "REJECTED", "SKIPPED")
 STALE_YES, STALE_NOT_CANDIDATE = "yes", "left"

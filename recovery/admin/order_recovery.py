@@ -28,10 +28,10 @@ from recovery.admin.fate import (
     preview_warnings,
     settings_rows,
 )
-from recovery.audit import admin_actor
-from recovery.results import SweepResult
-from recovery.runs import RunReport, sweep_run_recorded
+from recovery.db.audit import admin_actor
+from recovery.ops.runs import RunReport, sweep_run_recorded
 from recovery.services import sweep_run
+from recovery.sweep.results import SweepResult
 
 MAX_SELECTED = 500
 PERMISSION = "recovery.run_auto_recovery"

@@ -32,11 +32,11 @@ from recovery.admin.order_filters import (
     StatusFilter,
 )
 from recovery.admin.order_recovery import MSG_NO_PERMISSION, PERMISSION_NAME, RecoveryActionMixin
-from recovery.audit import admin_actor
-from recovery.chain import chain_root, replacement_client_order_id
-from recovery.decisions import chain_attempts
-from recovery.labels import age_text, reason_label
-from recovery.models import TradeOrder
+from recovery.db.audit import admin_actor
+from recovery.db.models import TradeOrder
+from recovery.sweep.chain import chain_root, replacement_client_order_id
+from recovery.sweep.decisions import chain_attempts
+from recovery.sweep.labels import age_text, reason_label
 
 
 class OrderChangeList(ChangeList):

@@ -12,10 +12,10 @@ from django.utils.http import urlencode
 from recovery.admin.denied import permission_denied_response
 from recovery.admin.fate import decision_rows, preview_orders, preview_warnings, settings_rows
 from recovery.admin.order_filters import STALE_NOT_CANDIDATE
-from recovery.audit import admin_actor
-from recovery.labels import age_text
-from recovery.models import SweepRun, TradeOrder
-from recovery.status import recovery_status_get
+from recovery.db.audit import admin_actor
+from recovery.db.models import SweepRun, TradeOrder
+from recovery.ops.status import recovery_status_get
+from recovery.sweep.labels import age_text
 
 PERMISSION = "recovery.view_tradeorder"
 PERMISSION_NAME = "Can view trade order (recovery.view_tradeorder)"

@@ -13,8 +13,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from recovery.audit import admin_actor
-from recovery.config import (
+from recovery.admin.forms import AutoRecoverySettingsForm, auto_recovery_digest
+from recovery.db.audit import admin_actor
+from recovery.db.models import TradeSettings
+from recovery.services.settings import auto_recovery_settings_update
+from recovery.sweep.config import (
     EDITABLE_KEYS,
     UNFILLED_VALIDATORS,
     VALIDATORS,
@@ -22,9 +25,6 @@ from recovery.config import (
     config_parse,
     unfilled_parse,
 )
-from recovery.forms import AutoRecoverySettingsForm, auto_recovery_digest
-from recovery.models import TradeSettings
-from recovery.services.settings import auto_recovery_settings_update
 
 # The settings table's keys in its order (config.VALIDATORS), then the form's digest and
 # the stored value as the page showed it (for the refused-save diff).

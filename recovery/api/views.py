@@ -21,13 +21,13 @@ from rest_framework.views import APIView
 from recovery.api.permissions import CanRunRecovery, CanViewSettings
 from recovery.api.serializers import SweepRequestSerializer
 from recovery.api.throttles import ReadThrottle, SweepThrottle
-from recovery.audit import ACTOR_MAX_LENGTH
-from recovery.checks import trading_schema_assert
+from recovery.db.audit import ACTOR_MAX_LENGTH
+from recovery.db.checks import trading_schema_assert
+from recovery.db.routers import trading_alias
 from recovery.exceptions import SchemaNotReady
-from recovery.results import SweepResult
-from recovery.routers import trading_alias
-from recovery.runs import Outcome, RunReport, could_not_run_message, sweep_run_recorded
+from recovery.ops.runs import Outcome, RunReport, could_not_run_message, sweep_run_recorded
 from recovery.services import sweep_run
+from recovery.sweep.results import SweepResult
 
 # The outcome of a real sweep, as an HTTP status. 200 and the sweep's JSON when it ran;
 # the same JSON with 409 when the breaker opened (nothing changed) and 500 when an

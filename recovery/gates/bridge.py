@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
-from recovery.timestamps import iso_parse
+from recovery.db.timestamps import iso_parse
 
 QUOTES_FILE = "quotes.json"
 OPEN_ORDERS_FILE = "open_orders.json"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from recovery.timestamps import iso_parse
+from recovery.db.timestamps import iso_parse
 
 EVENTS_FILE = "execution_events.jsonl"
 COMMAND_RESULTS_DIR = "command_results"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from recovery.models import TradeGuardState
+from recovery.db.models import TradeGuardState
 
 NEW_YORK = ZoneInfo("America/New_York")
 HALTED = "halted"

@@ -17,22 +17,25 @@ from typing import Any
 from django.db import connections
 
 from recovery import selectors
-from recovery.audit import (
+from recovery.db.audit import (
     ACTION_CANCEL,
     ACTION_REPLACE,
     RESOURCE_ORDER,
     AuditEntry,
     audit_entries_write,
 )
-from recovery.chain import (
+from recovery.db.conflicts import order_now_text
+from recovery.db.models import TradeOrder
+from recovery.db.routers import trading_alias
+from recovery.gates.evidence import evidence_covers
+from recovery.sweep.chain import (
     cancelled_params,
     chain_root,
     replacement_client_order_id,
     replacement_params,
 )
-from recovery.config import AutoRecoveryConfig
-from recovery.conflicts import order_now_text
-from recovery.decisions import (
+from recovery.sweep.config import AutoRecoveryConfig
+from recovery.sweep.decisions import (
     Action,
     Decision,
     GateState,
@@ -41,10 +44,7 @@ from recovery.decisions import (
     candidate_problem,
     decide,
 )
-from recovery.gates.evidence import evidence_covers
-from recovery.models import TradeOrder
-from recovery.results import OrderOutcome, SweepResult
-from recovery.routers import trading_alias
+from recovery.sweep.results import OrderOutcome, SweepResult
 
 logger = logging.getLogger("recovery.sweep")
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 from django.db import DatabaseError
 
 from recovery import selectors
-from recovery.db_errors import ErrorKind, error_kind, error_text
-from recovery.decisions import Action, Decision, OrderSnapshot, Reason, candidate_problem
+from recovery.db.errors import ErrorKind, error_kind, error_text
+from recovery.db.transactions import OrderTransactions
 from recovery.exceptions import ConnectionLost
-from recovery.results import OrderOutcome
 from recovery.services.order import NothingMatched, SweepContext, changed_outcome, order_recover
-from recovery.transactions import OrderTransactions
+from recovery.sweep.decisions import Action, Decision, OrderSnapshot, Reason, candidate_problem
+from recovery.sweep.results import OrderOutcome
 
 TRIES = 2  # the first, and one more while the order is still a candidate after a conflict
 MSG_NOTHING_MATCHED = "the conditional cancel matched no row twice, with the order still NEW"

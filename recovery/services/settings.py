@@ -9,10 +9,10 @@ from typing import Any
 
 from django.db import transaction
 
-from recovery.audit import ACTION_SETTINGS_UPDATE, RESOURCE_SETTINGS, AuditEntry, audit_entries_write
-from recovery.config import EDITABLE_KEYS, EDITABLE_VALIDATORS
-from recovery.models import TradeSettings
-from recovery.routers import trading_alias
+from recovery.db.audit import ACTION_SETTINGS_UPDATE, RESOURCE_SETTINGS, AuditEntry, audit_entries_write
+from recovery.db.models import TradeSettings
+from recovery.db.routers import trading_alias
+from recovery.sweep.config import EDITABLE_KEYS, EDITABLE_VALIDATORS
 
 MSG_UNKNOWN_KEY = "{key!r} is not an auto_recovery key this project knows; it writes only its own keys"
 MSG_INVALID_VALUE = "auto_recovery {key}={value!r}: {why}"

@@ -15,16 +15,23 @@ from collections.abc import Sequence
 from django.db import DatabaseError, transaction
 
 from recovery import selectors
-from recovery.audit import (
+from recovery.db.audit import (
     ACTION_SWEEP,
     RESOURCE_SWEEP,
     AuditEntry,
     audit_entries_write,
 )
-from recovery.audit_spool import audit_spool_put
-from recovery.config import WHOLE_COLUMN, AutoRecoveryConfig
-from recovery.db_errors import ErrorKind, error_kind
-from recovery.decisions import (
+from recovery.db.audit_spool import audit_spool_put
+from recovery.db.errors import ErrorKind, error_kind
+from recovery.db.locks import sweep_lock
+from recovery.db.routers import trading_alias
+from recovery.db.transactions import OrderTransactions, order_transactions
+from recovery.exceptions import ConnectionLost
+from recovery.services.order import SweepContext
+from recovery.services.order_write import order_write
+from recovery.services.plan import sweep_plan
+from recovery.sweep.config import WHOLE_COLUMN, AutoRecoveryConfig
+from recovery.sweep.decisions import (
     Action,
     Decision,
     NotCandidate,
@@ -32,14 +39,7 @@ from recovery.decisions import (
     Reason,
     candidate_problem,
 )
-from recovery.exceptions import ConnectionLost
-from recovery.locks import sweep_lock
-from recovery.results import LeftAlone, OrderOutcome, SweepResult
-from recovery.routers import trading_alias
-from recovery.services.order import SweepContext
-from recovery.services.order_write import order_write
-from recovery.sweep_plan import sweep_plan
-from recovery.transactions import OrderTransactions, order_transactions
+from recovery.sweep.results import LeftAlone, OrderOutcome, SweepResult
 
 logger = logging.getLogger("recovery.sweep")
 
@@ -176,7 +176,7 @@ def _sweep_audit_write(result: SweepResult) -> None:
     """One row per sweep that cancelled or failed something (or opened the breaker).
 
     When the database is gone the row is kept in the spool folder instead; the next run
-    writes it (recovery.audit_spool).
+    writes it (recovery.db.audit_spool).
     """
     entry = AuditEntry(result.actor, ACTION_SWEEP, RESOURCE_SWEEP, None, result.as_dict())
     if result.connection_lost:

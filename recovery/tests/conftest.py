@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from recovery.routers import trading_alias
-from recovery.schema import is_scratch_database, trading_schema_build, trading_tables_empty
+from recovery.db.routers import trading_alias
+from recovery.db.schema import is_scratch_database, trading_schema_build, trading_tables_empty
 from recovery.tests import factories
 
 MYSQL_ONLY = "needs a real MySQL/MariaDB server; run with DATABASE_URL=mysql://root@127.0.0.1:3306/tradeops"
@@ -41,7 +41,7 @@ def django_db_setup(django_db_setup, django_db_blocker):  # noqa: ANN001, ANN201
     # DDL cannot run inside a test's transaction on either engine: build the unmanaged
     # tables once per session, from fixtures/ (MySQL: reference DDL + deploy patches).
     # Only when a test database was set up (a run with no django_db test creates none,
-    # and the guard in recovery.schema would refuse the real database anyway).
+    # and the guard in recovery.db.schema would refuse the real database anyway).
     with django_db_blocker.unblock():
         if is_scratch_database(connections[trading_alias()]):
             trading_schema_build(using=trading_alias())

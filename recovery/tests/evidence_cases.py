@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from recovery.models import TradeOrder
+from recovery.db.models import TradeOrder
+from recovery.db.timestamps import iso_utc
 from recovery.tests import factories
-from recovery.timestamps import iso_utc
 
 # name -> the reason the sweep must give (None: recovered)
 SEEN = {

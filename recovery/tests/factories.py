@@ -8,9 +8,9 @@ import factory
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from recovery import models
+from recovery.db import models
+from recovery.db.routers import trading_alias
 from recovery.gates.guard import trade_date_for
-from recovery.routers import trading_alias
 
 
 class TradingFactory(DjangoModelFactory):

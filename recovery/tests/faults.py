@@ -13,8 +13,8 @@ from contextlib import contextmanager
 
 from django.db import connections
 
-from recovery.routers import trading_alias
-from recovery.schema import ensure_scratch_database
+from recovery.db.routers import trading_alias
+from recovery.db.schema import ensure_scratch_database
 
 TRIGGER = """
 CREATE TRIGGER test_fault_before_update BEFORE UPDATE ON trade_orders FOR EACH ROW

@@ -55,8 +55,8 @@ def _warm_up(args: argparse.Namespace, *, now: dt.datetime) -> None:
     """Everything slow that is not the work itself, then the barrier."""
     from django.db import connections
 
+    from recovery.db.routers import trading_alias
     from recovery.gates.market_hours import market_state_get
-    from recovery.routers import trading_alias
 
     connections[trading_alias()].ensure_connection()
     connections["default"].ensure_connection()
@@ -86,7 +86,7 @@ def _sweep(args: argparse.Namespace) -> dict[str, Any]:
 def _admin(args: argparse.Namespace) -> dict[str, Any]:
     from django.utils import timezone
 
-    from recovery.runs import sweep_run_recorded
+    from recovery.ops.runs import sweep_run_recorded
 
     ids = [int(i) for i in args.ids.split(",") if i]
     _warm_up(args, now=timezone.now())
@@ -107,7 +107,7 @@ def _admin(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _result_facts(result: Any) -> dict[str, Any]:
-    from recovery.decisions import Action
+    from recovery.sweep.decisions import Action
 
     return {
         **result.counts(),
@@ -123,7 +123,7 @@ def _executor(args: argparse.Namespace) -> dict[str, Any]:
     from django.db import DatabaseError, connections, transaction
     from django.utils import timezone
 
-    from recovery.routers import trading_alias
+    from recovery.db.routers import trading_alias
 
     alias = trading_alias()
     rng = random.Random(args.seed)
@@ -208,7 +208,7 @@ def database_url() -> str:
     """DATABASE_URL of the test database the parent's trading alias is connected to."""
     from django.db import connections
 
-    from recovery.routers import trading_alias
+    from recovery.db.routers import trading_alias
 
     s = connections[trading_alias()].settings_dict
     password = f":{s['PASSWORD']}" if s["PASSWORD"] else ""

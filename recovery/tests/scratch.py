@@ -11,7 +11,7 @@ from pathlib import Path
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from recovery.routers import trading_alias
+from recovery.db.routers import trading_alias
 
 
 @contextmanager

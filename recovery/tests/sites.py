@@ -21,8 +21,8 @@ OURS = {
     "DJANGO_ALLOW_ASYNC_UNSAFE",
 }
 BUILD_TRADING_TABLES = (
-    "from recovery.schema import trading_schema_build; trading_schema_build(using='default');"
-    "from recovery.models import IbSettings, TradeSettings;"
+    "from recovery.db.schema import trading_schema_build; trading_schema_build(using='default');"
+    "from recovery.db.models import IbSettings, TradeSettings;"
     "TradeSettings.objects.create(risk_defaults={}, execution_data_source='ib', auto_recovery={});"
     "IbSettings.objects.create(host='127.0.0.1', port=7497, api_mode='mock')"
 )
@@ -49,7 +49,7 @@ def manage(*args: str, env: dict[str, str], cwd: Path | str = "/") -> subprocess
 def site_build(*, env: dict[str, str], cwd: Path | str = "/") -> None:
     """Django's tables (migrate) and the trading tables with a settings row and IB in mock mode.
 
-    The database file must be named test_* (recovery.schema builds trading tables only there).
+    The database file must be named test_* (recovery.db.schema builds trading tables only there).
     """
     # --skip-checks: the checks rightly fail until the trading tables exist.
     steps = (

@@ -13,9 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
-from recovery.models import AuditLog, TradeOrder
-from recovery.routers import trading_alias
+from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
+from recovery.db.models import AuditLog, TradeOrder
+from recovery.db.routers import trading_alias
 from recovery.services import sweep_run
 from recovery.tests import factories
 

@@ -13,9 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
-from recovery.models import AuditLog, SweepRun, TradeOrder, TradeSettings
-from recovery.routers import trading_alias
+from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
+from recovery.db.models import AuditLog, SweepRun, TradeOrder, TradeSettings
+from recovery.db.routers import trading_alias
 from recovery.tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -11,10 +11,7 @@ from django.contrib.auth.models import Permission
 from django.db import OperationalError, connections, transaction
 from django.urls import reverse
 
-from recovery.admin.trade_settings import MSG_NO_CHANGE, MSG_NOT_OBJECT, _kind, auto_recovery_summary_text
-from recovery.audit import ACTION_SETTINGS_UPDATE, RESOURCE_SETTINGS
-from recovery.config import RANGES, UNFILLED_RANGES, UNFILLED_VALIDATORS, VALIDATORS, WHY_INT, WHY_RANGE
-from recovery.forms import (
+from recovery.admin.forms import (
     MSG_BLACKOUT_FORMAT,
     MSG_BLACKOUT_WINDOW,
     MSG_CHANGED,
@@ -27,9 +24,12 @@ from recovery.forms import (
     AutoRecoverySettingsForm,
     auto_recovery_digest,
 )
-from recovery.models import AuditLog, TradeSettings
-from recovery.routers import trading_alias
+from recovery.admin.trade_settings import MSG_NO_CHANGE, MSG_NOT_OBJECT, _kind, auto_recovery_summary_text
+from recovery.db.audit import ACTION_SETTINGS_UPDATE, RESOURCE_SETTINGS
+from recovery.db.models import AuditLog, TradeSettings
+from recovery.db.routers import trading_alias
 from recovery.services.settings import auto_recovery_settings_update
+from recovery.sweep.config import RANGES, UNFILLED_RANGES, UNFILLED_VALIDATORS, VALIDATORS, WHY_INT, WHY_RANGE
 from recovery.tests import factories
 
 TYPED_KEYS = (

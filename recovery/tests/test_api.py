@@ -18,11 +18,11 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from recovery.api.serializers import MSG_CONFIRM_NEEDS_IDS, MSG_NOT_BOOL
-from recovery.audit import ACTION_CANCEL, ACTION_SWEEP
-from recovery.locks import LOCK_NAME, sweep_lock
-from recovery.models import AuditLog, SweepRun, TradeOrder, TradeSettings
-from recovery.routers import trading_alias
-from recovery.schema import run_sql_script, trading_schema_build
+from recovery.db.audit import ACTION_CANCEL, ACTION_SWEEP
+from recovery.db.locks import LOCK_NAME, sweep_lock
+from recovery.db.models import AuditLog, SweepRun, TradeOrder, TradeSettings
+from recovery.db.routers import trading_alias
+from recovery.db.schema import run_sql_script, trading_schema_build
 from recovery.tests import factories
 
 SWEEP = "/api/recovery/sweep"

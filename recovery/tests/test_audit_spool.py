@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from recovery.audit import ACTION_SWEEP, RESOURCE_SWEEP, AuditEntry
-from recovery.audit_spool import audit_spool_flush, audit_spool_put, spool_dir
-from recovery.models import AuditLog
+from recovery.db.audit import ACTION_SWEEP, RESOURCE_SWEEP, AuditEntry
+from recovery.db.audit_spool import audit_spool_flush, audit_spool_put, spool_dir
+from recovery.db.models import AuditLog
 from recovery.tests.conftest import CLOCK
 
 

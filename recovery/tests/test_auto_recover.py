@@ -15,9 +15,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
 
-from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
-from recovery.models import AuditLog, IbSettings, TradeOrder, TradeSettings
-from recovery.routers import trading_alias
+from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
+from recovery.db.models import AuditLog, IbSettings, TradeOrder, TradeSettings
+from recovery.db.routers import trading_alias
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order
 

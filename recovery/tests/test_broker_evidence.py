@@ -18,14 +18,14 @@ from django.core.management import call_command
 from django.db import connections, transaction
 from django.utils import timezone
 
-from recovery.audit import ACTION_CANCEL, ACTION_SWEEP
-from recovery.config import AutoRecoveryConfig
-from recovery.models import AuditLog, TradeOrder
-from recovery.results import SweepResult
-from recovery.routers import trading_alias
+from recovery.db.audit import ACTION_CANCEL, ACTION_SWEEP
+from recovery.db.models import AuditLog, TradeOrder
+from recovery.db.routers import trading_alias
 from recovery.services import sweep_run
 from recovery.services.order import MSG_EVIDENCE_CHANGED, SweepContext, order_recover
-from recovery.sweep_plan import sweep_plan
+from recovery.services.plan import sweep_plan
+from recovery.sweep.config import AutoRecoveryConfig
+from recovery.sweep.results import SweepResult
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order
 from recovery.tests.evidence_cases import RECOVERED, SEEN, evidence_cases_build

@@ -28,8 +28,8 @@ from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
-from recovery.audit import ACTION_CANCEL, ACTION_SETTINGS_UPDATE, ACTION_SWEEP
-from recovery.models import AuditLog, TradeOrder, TradeSettings
+from recovery.db.audit import ACTION_CANCEL, ACTION_SETTINGS_UPDATE, ACTION_SWEEP
+from recovery.db.models import AuditLog, TradeOrder, TradeSettings
 from recovery.tests import factories
 
 # Playwright's sync API runs an asyncio event loop in this thread, and Django refuses ORM

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from recovery.chain import (
+from recovery.sweep.chain import (
     CLIENT_ORDER_ID_MAX,
     cancelled_params,
     chain_root,

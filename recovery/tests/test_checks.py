@@ -8,14 +8,14 @@ import pytest
 from django.core.management import call_command
 from django.db import connections
 
-from recovery.checks import (
+from recovery.db.checks import (
     AUTO_RECOVERY_PATCH,
     HALTED_INDEX_PATCH,
     SWEEP_INDEX_PATCH,
     trading_schema_problems,
 )
-from recovery.routers import trading_alias
-from recovery.schema import FIXTURES_DIR, PATCHES_DIR, run_sql_script
+from recovery.db.routers import trading_alias
+from recovery.db.schema import FIXTURES_DIR, PATCHES_DIR, run_sql_script
 from recovery.tests.scratch import registered_connection, scratch_database
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
+from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
 from recovery.tests.galera import GaleraCluster, galera_missing
 from recovery.tests.proof_worker import Process
 from recovery.tests.server_scenario import (

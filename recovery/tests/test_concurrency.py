@@ -20,14 +20,14 @@ from django.core.management import call_command
 from django.db import connection, connections, transaction
 
 from recovery import selectors
-from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
-from recovery.decisions import Action, Reason
+from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
+from recovery.db.locks import sweep_lock
+from recovery.db.models import AuditLog, TradeOrder
+from recovery.db.routers import trading_alias
 from recovery.gates.market_hours import market_state_get
-from recovery.locks import sweep_lock
-from recovery.models import AuditLog, TradeOrder
-from recovery.results import SweepResult
-from recovery.routers import trading_alias
 from recovery.services import sweep_run
+from recovery.sweep.decisions import Action, Reason
+from recovery.sweep.results import SweepResult
 from recovery.tests import factories
 
 pytestmark = pytest.mark.mysql

@@ -8,7 +8,7 @@ from datetime import time
 
 import pytest
 
-from recovery.config import (
+from recovery.sweep.config import (
     UNFILLED_DEFAULTS,
     WHOLE_COLUMN,
     WHY_BOOL,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from recovery.conflicts import MSG_GONE, order_now_text
+from recovery.db.conflicts import MSG_GONE, order_now_text
 
 
 def row(**fields):  # noqa: ANN003, ANN201

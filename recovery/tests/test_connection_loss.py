@@ -19,10 +19,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
 
-from recovery.audit import ACTION_CANCEL, ACTION_SWEEP
-from recovery.audit_spool import SPOOL_FOLDER
-from recovery.models import AuditLog, SweepRun, TradeOrder
-from recovery.routers import trading_alias
+from recovery.db.audit import ACTION_CANCEL, ACTION_SWEEP
+from recovery.db.audit_spool import SPOOL_FOLDER
+from recovery.db.models import AuditLog, SweepRun, TradeOrder
+from recovery.db.routers import trading_alias
 from recovery.services import sweep_run
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from recovery.audit import ACTION_CANCEL, ACTION_SWEEP
-from recovery.audit_spool import SPOOL_FOLDER
+from recovery.db.audit import ACTION_CANCEL, ACTION_SWEEP
+from recovery.db.audit_spool import SPOOL_FOLDER
 from recovery.tests.galera import LocalServers, server_missing
 from recovery.tests.server_scenario import (
     RUN_SECONDS,

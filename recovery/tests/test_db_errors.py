@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
 
-from recovery.db_errors import ErrorKind, error_code, error_kind, error_text
+from recovery.db.errors import ErrorKind, error_code, error_kind, error_text
 
 
 @pytest.mark.parametrize("code", [1213, 1205, 1180])

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from recovery.config import AutoRecoveryConfig
-from recovery.decisions import (
+from recovery.db.timestamps import iso_parse as parse_timestamp
+from recovery.gates.evidence import KIND_OPEN_ORDERS, OrderEvidence, Sighting
+from recovery.sweep.config import AutoRecoveryConfig
+from recovery.sweep.decisions import (
     Action,
     Decision,
     GateState,
@@ -26,8 +28,6 @@ from recovery.decisions import (
     price_deviation_pct,
     submit_in_flight,
 )
-from recovery.gates.evidence import KIND_OPEN_ORDERS, OrderEvidence, Sighting
-from recovery.timestamps import iso_parse as parse_timestamp
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 in New York
 CLIENT_ID = "run7-AAPL-BUY-1"

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
-from recovery.models import SweepRun
+from recovery.db.models import SweepRun
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from recovery.decisions import NotCandidate, Reason
-from recovery.labels import (
+from recovery.sweep.decisions import NotCandidate, Reason
+from recovery.sweep.labels import (
     CANCEL_ONLY,
     LEFT_ALONE,
     REPLACE,

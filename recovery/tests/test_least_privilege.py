@@ -30,9 +30,9 @@ from django.conf import settings
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SETTINGS_UPDATE, ACTION_SWEEP, admin_actor
-from recovery.routers import TRADING_TABLES, trading_alias
-from recovery.schema import sql_statements, trading_schema_build
+from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SETTINGS_UPDATE, ACTION_SWEEP, admin_actor
+from recovery.db.routers import TRADING_TABLES, trading_alias
+from recovery.db.schema import sql_statements, trading_schema_build
 from recovery.tests.scratch import registered_connection
 
 pytestmark = [pytest.mark.mysql, pytest.mark.processes]
@@ -55,7 +55,7 @@ import json, sys
 import django
 django.setup()
 from django.utils import timezone
-from recovery.runs import sweep_run_recorded
+from recovery.ops.runs import sweep_run_recorded
 from recovery.services import sweep_run
 actor, ids = sys.argv[1], json.loads(sys.argv[2])
 preview = sweep_run(now=timezone.now(), actor=actor, dry_run=True, order_ids=ids)
@@ -74,7 +74,7 @@ import json, sys
 import django
 django.setup()
 from django.utils import timezone
-from recovery.models import TradeSettings
+from recovery.db.models import TradeSettings
 from recovery.services.settings import auto_recovery_settings_update
 row = TradeSettings.objects.order_by("-id").first()
 after = auto_recovery_settings_update(

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from prometheus_client.parser import text_string_to_metric_families
 
-from recovery.models import TradeSettings
+from recovery.db.models import TradeSettings
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order
 

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.db import connections
 from django.db.migrations.loader import MigrationLoader
 
-from recovery.routers import TRADING_TABLES, trading_alias
+from recovery.db.routers import TRADING_TABLES, trading_alias
 
 
 def _recovery_migrations() -> list[str]:

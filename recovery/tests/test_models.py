@@ -7,8 +7,8 @@ from django.apps import apps
 from django.db import connections
 from django.utils import timezone
 
-from recovery import models
-from recovery.routers import is_trading_model, trading_alias
+from recovery.db import models
+from recovery.db.routers import is_trading_model, trading_alias
 from recovery.tests import factories
 
 TRADING_MODELS = [m for m in apps.get_app_config("recovery").get_models() if is_trading_model(m)]

@@ -13,19 +13,19 @@ import pytest
 from django.db import connections
 
 from recovery import selectors
-from recovery.audit import ACTION_CANCEL, ACTION_SWEEP
-from recovery.decisions import Action, Reason, decide
-from recovery.models import AuditLog, SweepRun, TradeOrder
-from recovery.results import SweepResult
-from recovery.routers import trading_alias
-from recovery.runs import sweep_run_recorded
+from recovery.db.audit import ACTION_CANCEL, ACTION_SWEEP
+from recovery.db.models import AuditLog, SweepRun, TradeOrder
+from recovery.db.routers import trading_alias
+from recovery.db.transactions import order_transactions
+from recovery.ops.runs import sweep_run_recorded
 from recovery.services import sweep_run
 from recovery.services.order import SweepContext
 from recovery.services.order_write import order_write
+from recovery.sweep.decisions import Action, Reason, decide
+from recovery.sweep.results import SweepResult
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order
 from recovery.tests.faults import faults_installed
-from recovery.transactions import order_transactions
 
 
 def decided_now(order: TradeOrder) -> tuple:

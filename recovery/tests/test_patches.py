@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recovery.schema import FIXTURES_DIR, PATCHES_DIR, run_sql_script
+from recovery.db.schema import FIXTURES_DIR, PATCHES_DIR, run_sql_script
 from recovery.tests.scratch import scratch_database
 
 pytestmark = pytest.mark.mysql

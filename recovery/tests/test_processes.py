@@ -14,9 +14,9 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
-from recovery.locks import sweep_lock
-from recovery.routers import trading_alias
-from recovery.schema import FIXTURES_DIR, run_sql_script, trading_schema_build
+from recovery.db.locks import sweep_lock
+from recovery.db.routers import trading_alias
+from recovery.db.schema import FIXTURES_DIR, run_sql_script, trading_schema_build
 from recovery.tests.scratch import scratch_database
 
 pytestmark = pytest.mark.processes

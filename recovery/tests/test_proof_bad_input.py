@@ -29,16 +29,16 @@ from hypothesis import HealthCheck, Phase, event, example, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from recovery.audit import ACTION_CANCEL, ACTION_REPLACE
-from recovery.config import KNOWN_KEYS, WHOLE_COLUMN, AutoRecoveryConfig, BlackoutWindow, config_parse
-from recovery.decisions import Action, GateState, Reason, decide
+from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE
+from recovery.db.models import AuditLog, IbSettings, TradeOrder, TradeSettings
+from recovery.db.routers import trading_alias
 from recovery.gates.bridge import OPEN_ORDERS_FILE, QUOTES_FILE, open_orders_read, quotes_read
 from recovery.gates.evidence import evidence_combine, order_tags
-from recovery.models import AuditLog, IbSettings, TradeOrder, TradeSettings
-from recovery.results import OrderOutcome, SweepResult
-from recovery.routers import trading_alias
 from recovery.selectors import order_snapshot
 from recovery.services import sweep_run
+from recovery.sweep.config import KNOWN_KEYS, WHOLE_COLUMN, AutoRecoveryConfig, BlackoutWindow, config_parse
+from recovery.sweep.decisions import Action, GateState, Reason, decide
+from recovery.sweep.results import OrderOutcome, SweepResult
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK
 

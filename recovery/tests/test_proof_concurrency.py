@@ -18,10 +18,10 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP, ACTOR_COMMAND
-from recovery.locks import LOCK_NAME
-from recovery.models import AuditLog, TradeOrder
-from recovery.routers import trading_alias
+from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP, ACTOR_COMMAND
+from recovery.db.locks import LOCK_NAME
+from recovery.db.models import AuditLog, TradeOrder
+from recovery.db.routers import trading_alias
 from recovery.tests import factories
 from recovery.tests.proof_worker import IB_ORDER_ID_BASE, WAIT_SECONDS, Pack, Process
 

@@ -28,9 +28,9 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from recovery.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
-from recovery.models import TradeOrder
-from recovery.routers import trading_alias
+from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
+from recovery.db.models import TradeOrder
+from recovery.db.routers import trading_alias
 from recovery.tests import factories
 from recovery.tests.proof_worker import WAIT_SECONDS, Pack, Process
 

@@ -17,18 +17,18 @@ from django.db import transaction
 from hypothesis import HealthCheck, Phase, event, example, given, seed, settings
 from hypothesis import strategies as st
 
-from recovery.config import AutoRecoveryConfig
-from recovery.decisions import Action, GateState, decide
+from recovery.db.models import TradeOrder
+from recovery.db.routers import trading_alias
+from recovery.db.timestamps import iso_utc
 from recovery.gates.evidence import SEEN_STATUSES, order_tags, submit_command_get
 from recovery.gates.evidence_read import EvidenceRequest, evidence_gather
-from recovery.models import TradeOrder
-from recovery.routers import trading_alias
 from recovery.selectors import order_snapshot
 from recovery.services import sweep_run
+from recovery.sweep.config import AutoRecoveryConfig
+from recovery.sweep.decisions import Action, GateState, decide
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK
 from recovery.tests.test_proof_bad_input import PROOF, SEED
-from recovery.timestamps import iso_utc
 
 NOW = CLOCK
 CREATED = NOW - dt.timedelta(minutes=3)

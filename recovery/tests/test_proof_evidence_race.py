@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from recovery.audit import ACTION_CANCEL, ACTION_REPLACE
-from recovery.models import AuditLog, TradeOrder
+from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE
+from recovery.db.models import AuditLog, TradeOrder
+from recovery.db.timestamps import iso_utc
 from recovery.tests.proof_worker import Pack
 from recovery.tests.test_proof_concurrency import overlap_assert, recovery_configured, stale_orders_create
-from recovery.timestamps import iso_utc
 
 pytestmark = [pytest.mark.mysql, pytest.mark.processes]
 

@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import reverse
 
-from recovery.roles import OPERATORS, ROLES, VIEWERS
+from recovery.ops.roles import OPERATORS, ROLES, VIEWERS
 from recovery.tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from recovery import models
-from recovery.routers import TradingRouter, trading_alias
+from recovery.db import models
+from recovery.db.routers import TradingRouter, trading_alias
 
 SPLIT = {"default": {"ENGINE": "django.db.backends.sqlite3"}, "trading": {"ENGINE": "x"}}
 SINGLE = {"default": {"ENGINE": "django.db.backends.sqlite3"}}

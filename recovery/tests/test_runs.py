@@ -13,10 +13,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
 
-from recovery.locks import LOCK_NAME, sweep_lock
-from recovery.models import SweepRun, TradeOrder, TradeSettings
-from recovery.routers import trading_alias
-from recovery.runs import heartbeat_prune, sweep_run_recorded
+from recovery.db.locks import LOCK_NAME, sweep_lock
+from recovery.db.models import SweepRun, TradeOrder, TradeSettings
+from recovery.db.routers import trading_alias
+from recovery.ops.runs import heartbeat_prune, sweep_run_recorded
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order
 

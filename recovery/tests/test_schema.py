@@ -6,14 +6,14 @@ import pytest
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from recovery.exceptions import UnsafeSchemaOperation
-from recovery.routers import trading_alias
-from recovery.schema import (
+from recovery.db.routers import trading_alias
+from recovery.db.schema import (
     FIXTURES_DIR,
     ensure_scratch_database,
     patch_files,
     sql_statements,
 )
+from recovery.exceptions import UnsafeSchemaOperation
 
 
 def test_split_keeps_semicolons_inside_quotes_and_drops_comments() -> None:

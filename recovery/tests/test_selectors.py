@@ -14,7 +14,10 @@ from django.db import transaction
 from django.db.models import JSONField, Value
 
 from recovery import selectors
-from recovery.config import (
+from recovery.db.models import TradeOrder
+from recovery.db.routers import trading_alias
+from recovery.gates.ib import DETAIL_MOCK
+from recovery.sweep.config import (
     WHOLE_COLUMN,
     WHY_BOOL,
     WHY_FLOAT,
@@ -25,10 +28,7 @@ from recovery.config import (
     AutoRecoveryConfig,
     SettingsWarning,
 )
-from recovery.decisions import NotCandidate, Reason, candidate_problem, decide
-from recovery.gates.ib import DETAIL_MOCK
-from recovery.models import TradeOrder
-from recovery.routers import trading_alias
+from recovery.sweep.decisions import NotCandidate, Reason, candidate_problem, decide
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order
 

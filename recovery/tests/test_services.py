@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, transaction
 
-from recovery.models import TradeOrder
-from recovery.routers import trading_alias
+from recovery.db.models import TradeOrder
+from recovery.db.routers import trading_alias
 from recovery.services.order import _replacement_create, order_cancel_conditional
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order

@@ -13,9 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from recovery.charts import _ticks, hourly_buckets, hourly_svg
-from recovery.models import SweepRun, TradeOrder
-from recovery.routers import trading_alias
+from recovery.db.models import SweepRun, TradeOrder
+from recovery.db.routers import trading_alias
+from recovery.ops.charts import _ticks, hourly_buckets, hourly_svg
 from recovery.tests import factories
 
 STATUS = "recovery_status"

@@ -8,11 +8,11 @@ import io
 import pytest
 from django.core.management import call_command
 
-from recovery.config import AutoRecoveryConfig
-from recovery.decisions import Reason
-from recovery.models import TradeOrder
+from recovery.db.models import TradeOrder
 from recovery.services import sweep_run
-from recovery.sweep_plan import HELD_BACK_COUNT_MAX, HELD_BACK_LISTED_MAX, SKIPPED_LISTED_MAX, sweep_plan
+from recovery.services.plan import HELD_BACK_COUNT_MAX, HELD_BACK_LISTED_MAX, SKIPPED_LISTED_MAX, sweep_plan
+from recovery.sweep.config import AutoRecoveryConfig
+from recovery.sweep.decisions import Reason
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order
 from recovery.tests.test_gates_evidence_read import event, write_events
@@ -100,7 +100,7 @@ def test_limit_bounds_the_orders_acted_on(trading) -> None:
 
 
 def test_held_back_counts_stop_at_their_bound_and_say_so(trading, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr("recovery.sweep_plan.HELD_BACK_COUNT_MAX", 25)
+    monkeypatch.setattr("recovery.services.plan.HELD_BACK_COUNT_MAX", 25)
     run_id = halted_run()
     for i in range(30):
         stale_order(age=900 - i, run_id=run_id)
@@ -120,7 +120,7 @@ def test_a_sweep_wide_gate_lists_the_first_limit_orders_and_stops(trading) -> No
 
 
 def test_skips_past_the_listing_bound_are_counted(trading, settings, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr("recovery.sweep_plan.SKIPPED_LISTED_MAX", 3)
+    monkeypatch.setattr("recovery.services.plan.SKIPPED_LISTED_MAX", 3)
     for i in range(5):
         stale_order(
             age=600 - i, params={"submit_command": {"pending": True, "expires_at": "2026-11-24T17:00:00Z"}}
@@ -168,7 +168,7 @@ def test_an_idle_plan_probes_nothing(trading) -> None:
 
 
 def test_the_commands_text_says_what_it_did_not_list(trading, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr("recovery.sweep_plan.HELD_BACK_COUNT_MAX", 25)
+    monkeypatch.setattr("recovery.services.plan.HELD_BACK_COUNT_MAX", 25)
     run_id = halted_run()
     for i in range(30):
         stale_order(age=900 - i, run_id=run_id)

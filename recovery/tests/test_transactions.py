@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from django.db import connections, transaction
 
-from recovery.models import TradeOrder
-from recovery.routers import trading_alias
+from recovery.db.models import TradeOrder
+from recovery.db.routers import trading_alias
+from recovery.db.transactions import order_transactions
 from recovery.services.order import order_cancel_conditional
 from recovery.tests.conftest import CLOCK, stale_order
-from recovery.transactions import order_transactions
 
 
 class Boom(Exception):

@@ -18,15 +18,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from django.utils import timezone
 
-from recovery.audit import ACTOR_COMMAND
-from recovery.checks import trading_schema_assert
+from recovery.db.audit import ACTOR_COMMAND
+from recovery.db.checks import trading_schema_assert
+from recovery.db.routers import trading_alias
 from recovery.exceptions import SchemaNotReady
-from recovery.metrics import metrics_write
-from recovery.reporting import sweep_lines
-from recovery.results import SweepResult
-from recovery.routers import trading_alias
-from recovery.runs import Outcome, RunReport, could_not_run_message, heartbeat_prune, sweep_run_recorded
+from recovery.ops.metrics import metrics_write
+from recovery.ops.runs import Outcome, RunReport, could_not_run_message, heartbeat_prune, sweep_run_recorded
 from recovery.services import sweep_run
+from recovery.sweep.reporting import sweep_lines
+from recovery.sweep.results import SweepResult
 
 EXIT_CODES = {
     Outcome.OK: 0,

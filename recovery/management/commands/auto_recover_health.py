@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from recovery.health import health_get
+from recovery.ops.health import health_get
 
 
 def seconds(text: str) -> int:

@@ -21,7 +21,7 @@ from recovery.demo import (
     reasons_shown,
 )
 from recovery.exceptions import UnsafeSchemaOperation
-from recovery.reporting import sweep_lines
+from recovery.sweep.reporting import sweep_lines
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from recovery.roles import OPERATORS, VIEWERS, RolesNotReady, role_user_assign, roles_ensure
+from recovery.ops.roles import OPERATORS, VIEWERS, RolesNotReady, role_user_assign, roles_ensure
 
 MSG_NEW_USER = "created user {name} (staff, no password yet): set one with `manage.py changepassword {name}`"
 MSG_ASSIGNED = "{name} is in {role}"

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from recovery import selectors
-from recovery.audit import ACTION_SWEEP, ACTOR_COMMAND
-from recovery.charts import hourly_buckets, hourly_svg
-from recovery.health import Health, health_get
-from recovery.models import AuditLog, SweepRun, TradeOrder
-from recovery.results import SweepResult
+from recovery.db.audit import ACTION_SWEEP, ACTOR_COMMAND
+from recovery.db.models import AuditLog, SweepRun, TradeOrder
+from recovery.ops.charts import hourly_buckets, hourly_svg
+from recovery.ops.health import Health, health_get
 from recovery.services import sweep_run
+from recovery.sweep.results import SweepResult
 
 RECENT_RUNS = 50
 CHART_HOURS = 48

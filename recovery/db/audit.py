@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import connections
 
-from recovery.routers import trading_alias
+from recovery.db.routers import trading_alias
 
 ACTION_CANCEL = "trade_order.auto_recovery.cancel"
 ACTION_REPLACE = "trade_order.auto_recovery.replace"

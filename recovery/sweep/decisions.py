@@ -14,9 +14,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from recovery.config import AutoRecoveryConfig
 from recovery.gates.bridge import symbol_key
 from recovery.gates.evidence import OrderEvidence, submit_command_get
+from recovery.sweep.config import AutoRecoveryConfig
 
 SIDES = frozenset({"BUY", "SELL"})
 ORDER_TYPES = frozenset({"MKT", "LMT", "ADAPTIVE_LMT", "PEG_MID"})

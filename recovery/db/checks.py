@@ -15,8 +15,8 @@ from django.core import checks
 from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from recovery.db.routers import is_trading_model, trading_alias
 from recovery.exceptions import SchemaNotReady, error_line
-from recovery.routers import is_trading_model, trading_alias
 
 AUTO_RECOVERY_PATCH = "deploy/mysql/patches/20260203_trade_settings_auto_recovery.sql"
 SWEEP_INDEX_PATCH = "deploy/mysql/patches/20260204_trade_orders_status_created_at_index.sql"

@@ -16,16 +16,16 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connections
 
-from recovery.audit_spool import audit_spool_flush
-from recovery.checks import trading_schema_assert
+from recovery.db.audit_spool import audit_spool_flush
+from recovery.db.checks import trading_schema_assert
+from recovery.db.locks import sweep_lock
+from recovery.db.models import SweepRun
+from recovery.db.routers import trading_alias
 from recovery.exceptions import SchemaNotReady, SweepLockHeld, error_line
-from recovery.locks import sweep_lock
-from recovery.models import SweepRun
-from recovery.results import SweepResult
-from recovery.routers import trading_alias
 from recovery.services import sweep_run
+from recovery.sweep.results import SweepResult
 
-logger = logging.getLogger("recovery.runs")
+logger = logging.getLogger("recovery.runs")  # the name ops already read in the journal
 Outcome = SweepRun.Outcome
 MSG_LOCK_HELD = "another auto_recover run holds the lock ({name}); nothing done"
 MSG_COULD_NOT_RUN = "could not run: {reason}"

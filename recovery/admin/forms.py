@@ -13,18 +13,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from recovery.config import (
-    EDITABLE_KEYS,
-    EDITABLE_RANGES,
-    EDITABLE_VALIDATORS,
-    UNFILLED_DEFAULTS,
-    UNFILLED_VALIDATORS,
-    VALIDATORS,
-    blackout_window_parse,
-)
-from recovery.models import TradeSettings
-from recovery.routers import trading_alias
-from recovery.settings_form_values import (  # noqa: F401  (re-exported: the admin and tests use them)
+from recovery.admin.settings_form_values import (  # noqa: F401  (re-exported: the admin and tests use them)
     MSG_OTHERS_JSON,
     MSG_OTHERS_OBJECT,
     auto_recovery_digest,
@@ -36,6 +25,17 @@ from recovery.settings_form_values import (  # noqa: F401  (re-exported: the adm
     posted_set,
     same_shown,
     shown_text,
+)
+from recovery.db.models import TradeSettings
+from recovery.db.routers import trading_alias
+from recovery.sweep.config import (
+    EDITABLE_KEYS,
+    EDITABLE_RANGES,
+    EDITABLE_VALIDATORS,
+    UNFILLED_DEFAULTS,
+    UNFILLED_VALIDATORS,
+    VALIDATORS,
+    blackout_window_parse,
 )
 
 MSG_CHANGED = (

@@ -8,9 +8,9 @@ from typing import Any
 
 from django.db import DatabaseError
 
-from recovery.audit import ACTOR_COMMAND
+from recovery.db.audit import ACTOR_COMMAND
+from recovery.db.models import SweepRun
 from recovery.exceptions import error_line
-from recovery.models import SweepRun
 
 EXIT_OK, EXIT_BAD, EXIT_UNKNOWN = 0, 1, 2
 MSG_OK = "ok: last run {age:.0f}s ago ({outcome})"

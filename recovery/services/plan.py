@@ -24,8 +24,10 @@ from typing import Any
 from django.db.models import Q
 
 from recovery import selectors
-from recovery.config import AutoRecoveryConfig
-from recovery.decisions import (
+from recovery.db.models import TradeRun
+from recovery.gates.evidence import OrderEvidence
+from recovery.sweep.config import AutoRecoveryConfig
+from recovery.sweep.decisions import (
     Action,
     Decision,
     GateState,
@@ -34,9 +36,7 @@ from recovery.decisions import (
     decide,
     sweep_wide_skip,
 )
-from recovery.gates.evidence import OrderEvidence
-from recovery.models import TradeRun
-from recovery.results import OrderOutcome
+from recovery.sweep.results import OrderOutcome
 
 # Skips listed one by one in a run's result; past this they are counted by reason only.
 SKIPPED_LISTED_MAX = 500

@@ -10,13 +10,13 @@ from django.db import DatabaseError
 from django.db.models import Count, Sum
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-from recovery.audit import ACTOR_COMMAND
-from recovery.decisions import Reason
+from recovery.db.audit import ACTOR_COMMAND
+from recovery.db.models import SweepRun
 from recovery.exceptions import error_line
-from recovery.models import SweepRun
-from recovery.runs import RunReport
+from recovery.ops.runs import RunReport
+from recovery.sweep.decisions import Reason
 
-logger = logging.getLogger("recovery.runs")
+logger = logging.getLogger("recovery.runs")  # the name ops already read in the journal
 PREFIX = "tradeops_auto_recover"
 RESULTS = ("scanned", "cancelled", "replaced", "skipped", "failed")
 

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from recovery.decisions import Action, NotCandidate, Reason
+from recovery.sweep.decisions import Action, NotCandidate, Reason
 
 REPLACE, CANCEL_ONLY, LEFT_ALONE, FAILED = (
     "Cancel and re-place",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recovery.results import OrderOutcome, SweepResult
+from recovery.sweep.results import OrderOutcome, SweepResult
 
 COLUMNS = ("id", "client_order_id", "decision", "reason", "age", "try", "quote", "dev%", "replacement")
 

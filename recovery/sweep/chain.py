@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from recovery.timestamps import iso_utc
+from recovery.db.timestamps import iso_utc
 
 CLIENT_ORDER_ID_MAX = 64
 # Execution state of the original that must not ride along into its replacement.

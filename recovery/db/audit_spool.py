@@ -17,8 +17,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from recovery.audit import AuditEntry, audit_entries_write
-from recovery.routers import trading_alias
+from recovery.db.audit import AuditEntry, audit_entries_write
+from recovery.db.routers import trading_alias
 
 logger = logging.getLogger("recovery.sweep")
 SPOOL_FOLDER = "audit_spool"

@@ -6,9 +6,9 @@ import datetime as dt
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from recovery.config import AutoRecoveryConfig, SettingsWarning
-from recovery.decisions import Action, Decision, NotCandidate, Reason
-from recovery.timestamps import iso_utc
+from recovery.db.timestamps import iso_utc
+from recovery.sweep.config import AutoRecoveryConfig, SettingsWarning
+from recovery.sweep.decisions import Action, Decision, NotCandidate, Reason
 
 
 @dataclass(frozen=True)

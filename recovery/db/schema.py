@@ -12,8 +12,8 @@ from django.conf import settings
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from recovery.db.routers import TRADING_TABLES
 from recovery.exceptions import UnsafeSchemaOperation
-from recovery.routers import TRADING_TABLES
 
 FIXTURES_DIR = Path(settings.BASE_DIR) / "fixtures"
 PATCHES_DIR = Path(settings.BASE_DIR) / "deploy" / "mysql" / "patches"

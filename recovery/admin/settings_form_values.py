@@ -14,7 +14,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from recovery.config import EDITABLE_KEYS, BlackoutWindow, config_parse, unfilled_parse
+from recovery.sweep.config import EDITABLE_KEYS, BlackoutWindow, config_parse, unfilled_parse
 
 MSG_OTHERS_JSON = "Not valid JSON: {error}."
 MSG_OTHERS_OBJECT = 'Must be a JSON object ({{"key": value, ...}}); write {{}} for no other key.'

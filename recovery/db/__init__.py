@@ -1,0 +1,1 @@
+"""The database plumbing: unmanaged models, routing, transactions, errors, locks, schema, audit."""

@@ -1,0 +1,1 @@
+"""How operations see runs: heartbeat runs, health, metrics, the status page, roles."""

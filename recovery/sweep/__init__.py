@@ -1,0 +1,1 @@
+"""The sweep's pure core and its reports: no ORM, no clock, no files."""
