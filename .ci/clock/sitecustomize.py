@@ -25,5 +25,10 @@ if _offset:
         import time_machine
     except (ValueError, ImportError) as exc:
         sys.exit(f"{ENV}={_offset!r}: cannot move the clock ({exc})")
-    # tick=True: time goes on from the destination at the real pace.
-    time_machine.travel(time.time() + _seconds, tick=True).start()
+    # tick=True: time goes on at the real pace, but counted from the first read of the
+    # clock, not from start(). Read it at once and shift by what that read shows, so that
+    # every process runs at the real clock + offset to the microsecond, whenever it first
+    # asks the time (a process that first asked after its imports ran seconds behind).
+    _coordinates = time_machine.travel(time.time() + _seconds, tick=True).start()
+    _moved = time.time()
+    _coordinates.shift(time_machine.escape_hatch.time.time() + _seconds - _moved)
