@@ -123,46 +123,71 @@ def _executor(args: argparse.Namespace) -> dict[str, Any]:
     from django.db import DatabaseError, connections, transaction
     from django.utils import timezone
 
+    from recovery.db.errors import ErrorKind, error_kind
     from recovery.db.routers import trading_alias
 
     alias = trading_alias()
     rng = random.Random(args.seed)
     acknowledged: list[tuple[int, float]] = []
-    lost = errors = 0
+    lost = errors = reconnects = 0
     _warm_up(args, now=timezone.now())
     started = time.time()
-    with connections[alias].cursor() as cursor:
-        while not args.stop.exists():
-            cursor.execute("SELECT id FROM trade_orders WHERE status = 'NEW' AND ib_order_id IS NULL")
-            new_ids = [row[0] for row in cursor.fetchall()]
-            for order_id in rng.sample(new_ids, min(len(new_ids), args.batch)):
-                # Stamped before the UPDATE is sent, not after its commit: a sweep that found
-                # the row locked by this very UPDATE may end while the commit is on its way.
-                sent_at = time.time()
-                try:
-                    with transaction.atomic(using=alias):  # one commit per acknowledgement
-                        cursor.execute(
-                            "UPDATE trade_orders SET ib_order_id = %s, status = 'SUBMITTED' "
-                            "WHERE id = %s AND status = 'NEW'",
-                            [IB_ORDER_ID_BASE + order_id, order_id],
-                        )
-                        changed = cursor.rowcount
-                except DatabaseError:  # a deadlock or lock wait: the backend would retry later
-                    errors += 1
+
+    def reconnect(error: DatabaseError) -> None:
+        # The backend's executor reconnects when its connection drops (a Galera node may
+        # close a client's connection under load); three in a row is a real outage.
+        nonlocal reconnects
+        reconnects += 1
+        if reconnects > 3:
+            raise error
+        connections[alias].close()
+        time.sleep(0.2)
+
+    while not args.stop.exists():
+        try:
+            with connections[alias].cursor() as cursor:
+                cursor.execute("SELECT id FROM trade_orders WHERE status = 'NEW' AND ib_order_id IS NULL")
+                new_ids = [row[0] for row in cursor.fetchall()]
+        except DatabaseError as error:
+            if error_kind(error) is not ErrorKind.CONNECTION:
+                raise
+            reconnect(error)
+            continue
+        for order_id in rng.sample(new_ids, min(len(new_ids), args.batch)):
+            # Stamped before the UPDATE is sent, not after its commit: a sweep that found
+            # the row locked by this very UPDATE may end while the commit is on its way.
+            sent_at = time.time()
+            try:
+                with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+                    cursor.execute(
+                        "UPDATE trade_orders SET ib_order_id = %s, status = 'SUBMITTED' "
+                        "WHERE id = %s AND status = 'NEW'",
+                        [IB_ORDER_ID_BASE + order_id, order_id],
+                    )
+                    changed = cursor.rowcount
+            except DatabaseError as error:
+                if error_kind(error) is not ErrorKind.CONNECTION:
+                    errors += 1  # a deadlock or lock wait: the backend would retry later
                     continue
-                if changed == 1:
-                    acknowledged.append((order_id, sent_at))
-                else:
-                    lost += 1  # a sweep cancelled it first
-                time.sleep(args.pause)
-            if not new_ids:
-                time.sleep(args.pause)
+                # The commit may or may not have happened: the row says which.
+                reconnect(error)
+                with connections[alias].cursor() as cursor:
+                    cursor.execute("SELECT ib_order_id FROM trade_orders WHERE id = %s", [order_id])
+                    changed = int(cursor.fetchone()[0] == IB_ORDER_ID_BASE + order_id)
+            if changed == 1:
+                acknowledged.append((order_id, sent_at))
+            else:
+                lost += 1  # a sweep cancelled it first
+            time.sleep(args.pause)
+        if not new_ids:
+            time.sleep(args.pause)
     return {
         "role": "executor",
         "acknowledged": [order_id for order_id, _ in acknowledged],
         "acknowledged_sent_at": [at for _, at in acknowledged],
         "lost": lost,
         "errors": errors,
+        "reconnects": reconnects,
         "started": started,
         "ended": time.time(),
     }

@@ -49,7 +49,7 @@ ORDERS = 600
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[GaleraCluster]:
+def cluster(request: pytest.FixtureRequest) -> Iterator[GaleraCluster]:
     missing = galera_missing()
     if missing:
         pytest.skip(f"Galera cannot start here: {missing}")
@@ -58,7 +58,12 @@ def cluster() -> Iterator[GaleraCluster]:
         cluster.start()
         assert cluster.size() == 3
         database_create(cluster.nodes[0])
+        failed_before = request.session.testsfailed
         yield cluster
+        if request.session.testsfailed > failed_before:
+            # What the nodes said: a node that crashed or left the cluster shows here.
+            for node in cluster.nodes:
+                print(f"--- node {node.index} error log (tail) ---\n{node.tail()}", file=sys.stderr)
     finally:
         cluster.remove()
 
@@ -94,8 +99,10 @@ def test_three_nodes_three_runs_every_order_once_and_honest(cluster: GaleraClust
     go.touch()
     codes = [run.wait(RUN_SECONDS) for run in runs]
     stop.touch()
-    acknowledged = set(executor.json()["acknowledged"])
+    assert all(run.out.read_text().strip() for run in runs), [run.stderr()[-2000:] for run in runs]
     reports = [last_json(run) for run in runs]
+    executed = executor.json()
+    acknowledged = set(executed["acknowledged"])
     counts = ("scanned", "cancelled", "replaced", "skipped", "failed")
     summary = [(code, {k: r[k] for k in counts}, r["reasons"]) for code, r in zip(codes, reports, strict=1)]
     print("cluster runs (exit code, counts, reasons):", *summary, sep="\n  ")
@@ -106,6 +113,8 @@ def test_three_nodes_three_runs_every_order_once_and_honest(cluster: GaleraClust
         if o["reason"] == "changed_concurrently"
     )
     print("changed_concurrently, by what the order was:", dict(why))
+    executor_figures = {k: executed[k] for k in ("lost", "errors", "reconnects")}
+    print("executor:", len(acknowledged), "acknowledged", executor_figures)
 
     # Honest exit codes and counts: no false alarm, nothing failed.
     assert codes == [0, 0, 0], [run.stderr()[-2000:] for run in runs]
