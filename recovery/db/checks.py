@@ -15,6 +15,7 @@ from django.core import checks
 from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from recovery.db.clock import database_now_offset
 from recovery.db.routers import is_trading_model, trading_alias
 from recovery.exceptions import SchemaNotReady, error_line
 
@@ -91,6 +92,16 @@ def _schema_read(connection: BaseDatabaseWrapper, tables: list[str]) -> tuple[di
         return columns, _index_kinds(list(c.get("columns") or []) for c in constraints if c.get("index"))
 
 
+MSG_NOW_NOT_UTC = (
+    "the database server's NOW() on {alias!r} is {offset} UTC: "
+    "the trading schema's DEFAULT CURRENT_TIMESTAMP writes local times that the sweep reads as UTC"
+)
+HINT_NOW_NOT_UTC = (
+    "set default_time_zone = '+00:00' in the server's configuration (or SET GLOBAL time_zone = '+00:00'); "
+    "until then an order written with the default created_at looks hours older or younger than it is"
+)
+
+
 def trading_schema_problems(connection: BaseDatabaseWrapper) -> list[checks.CheckMessage]:
     """Every missing table, column and index of the trading schema on `connection`."""
     alias = connection.alias
@@ -149,7 +160,25 @@ def trading_schema_check(
     # migrate and the test runner name the databases they touch; plain `check` names none.
     if databases is not None and alias not in databases:
         return []
-    return trading_schema_problems(connections[alias])
+    problems = trading_schema_problems(connections[alias])
+    if not any(p.is_serious() for p in problems):
+        problems += server_clock_problems(connections[alias])
+    return problems
+
+
+def server_clock_problems(connection: BaseDatabaseWrapper) -> list[checks.CheckMessage]:
+    """A warning when a fresh session's NOW() is not UTC (checked by `check`, not every run)."""
+    if connection.vendor != "mysql":
+        return []  # SQLite has no server clock: CURRENT_TIMESTAMP is UTC there
+    try:
+        offset = database_now_offset(using=connection.alias)
+    except DatabaseError:
+        return []  # trading_schema_problems has said the server cannot be read
+    if offset == 0:
+        return []
+    shown = "of an unknown offset from" if offset is None else f"{offset / 3600:+g} h from"
+    message = MSG_NOW_NOT_UTC.format(alias=connection.alias, offset=shown)
+    return [checks.Warning(message, hint=HINT_NOW_NOT_UTC, id="recovery.W003")]
 
 
 def trading_schema_assert(*, using: str) -> list[checks.CheckMessage]:

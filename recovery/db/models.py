@@ -178,6 +178,7 @@ class SweepRun(models.Model):
         CIRCUIT_OPEN = "circuit_open"
         COULD_NOT_RUN = "could_not_run"
         CONNECTION_LOST = "connection_lost"
+        CLOCK_SKEW = "clock_skew"
 
     started_at = models.DateTimeField(db_index=True)
     ended_at = models.DateTimeField()

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def trade_date_for(moment: datetime) -> date:
+    """The date in New York at `moment`, as the backend computes a trading day (weekends included)."""
+    return moment.astimezone(NEW_YORK).date()
 
 
 def iso_parse(value: Any) -> datetime | None:

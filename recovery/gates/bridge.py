@@ -18,6 +18,7 @@ from recovery.db.timestamps import iso_parse
 
 QUOTES_FILE = "quotes.json"
 OPEN_ORDERS_FILE = "open_orders.json"
+POSITIONS_FILE = "positions.json"
 
 PROBLEM_MISSING = "missing"
 PROBLEM_UNREADABLE = "unreadable"
@@ -59,6 +60,13 @@ class OpenOrdersSnapshot:
 
     def lists(self, client_order_id: str) -> bool:
         return self.available and client_order_id.strip() in self.tags
+
+
+@dataclass(frozen=True)
+class PositionsSnapshot:
+    available: bool
+    problem: str | None
+    quantities: Mapping[str, float]  # by symbol_key; a symbol not listed holds 0
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,27 @@ def open_orders_read(*, root: Path, now: datetime, max_age_seconds: int) -> Open
         tags=frozenset(tags),
         skipped_items=skipped,
     )
+
+
+def positions_read(*, root: Path, now: datetime, max_age_seconds: int) -> PositionsSnapshot:
+    """The account's positions from a fresh positions.json (items: symbol, quantity or position)."""
+    envelope = _envelope_read(path=root / POSITIONS_FILE, now=now, max_age_seconds=max_age_seconds)
+    quantities: dict[str, float] = {}
+    for item in envelope.items:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("symbol"), str)
+            or not item["symbol"].strip()
+        ):
+            continue
+        raw = item.get("quantity") if item.get("quantity") is not None else item.get("position")
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+            continue
+        try:
+            quantities[symbol_key(item["symbol"])] = float(raw)
+        except ValueError:
+            continue
+    return PositionsSnapshot(envelope.problem is None, envelope.problem, quantities)
 
 
 def _envelope_read(*, path: Path, now: datetime, max_age_seconds: int) -> _Envelope:

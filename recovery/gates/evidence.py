@@ -21,8 +21,8 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from recovery.db.timestamps import iso_parse
@@ -60,6 +60,8 @@ _COMMAND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 KIND_OPEN_ORDERS = "open_orders"
 KIND_EVENT = "execution_event"
 KIND_COMMAND_RESULT = "command_result"
+KIND_COMMAND_FILE = "command_file"
+KIND_POSITION = "position"
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,13 @@ class Sighting:
             return f"listed as open under tag {self.tag!r} in {self.path}"
         if self.kind == KIND_COMMAND_RESULT:
             return f"submit command result {self.status!r} in {self.path}"
+        if self.kind == KIND_POSITION:
+            moved = f"position in {self.tag} moved the order's way since its baseline ({self.status})"
+            return f"{moved} in {self.path}"
+        if self.kind == KIND_COMMAND_FILE:
+            return (
+                f"submit command {self.path} for tag {self.tag!r}, which the bridge may run until {self.time}"
+            )
         filled = f", filled {self.filled:g}" if self.filled else ""
         when = f" at {self.time}" if self.time else ""
         return f"{self.status or 'status-less'} event{filled} for tag {self.tag!r}{when} in {self.path}"
@@ -106,8 +115,9 @@ class OrderEvidence:
     folders: tuple[str, ...] = ()
     open: Sighting | None = None  # listed in a fresh open-orders snapshot
     seen: Sighting | None = None  # an event or result that means the broker has or had it
-    done: Sighting | None = None  # the broker finished with it without a fill (informational)
+    closed: Sighting | None = None  # every tag's last event is terminal, no fill anywhere (rule 5b)
     submit_result: Sighting | None = None  # the submit command's result, submitted or rejected
+    waiting_command: Sighting | None = None  # a submit command file naming it, not yet expired
     unreadable: tuple[str, ...] = ()  # "path: problem" of files that exist but say nothing usable
     unavailable: str | None = None  # a folder that should exist and does not
 
@@ -122,8 +132,9 @@ class OrderEvidence:
             "folders": list(self.folders),
             "open": self.open.as_dict() if self.open else None,
             "seen": self.seen.as_dict() if self.seen else None,
-            "done": self.done.as_dict() if self.done else None,
+            "closed": self.closed.as_dict() if self.closed else None,
             "submit_result": self.submit_result.as_dict() if self.submit_result else None,
+            "waiting_command": self.waiting_command.as_dict() if self.waiting_command else None,
             "unreadable": list(self.unreadable),
             "unavailable": self.unavailable,
         }
@@ -176,6 +187,17 @@ def evidence_covers(
     return tags <= evidence.tags and (command.command_id if command else None) == evidence.command_id
 
 
+# The words the backend reads as a true `pending` (besides JSON true), in any case.
+_PENDING_WORDS = frozenset({"1", "true", "yes", "y", "on"})
+
+
+def _pending(value: Any) -> bool:
+    """params.submit_command.pending as the backend reads it: true, or 1/true/yes/y/on."""
+    if isinstance(value, bool):
+        return value
+    return value is not None and str(value).strip().lower() in _PENDING_WORDS
+
+
 def submit_command_get(params: Mapping[str, Any]) -> SubmitCommand | None:
     command = params.get("submit_command")
     if not isinstance(command, Mapping):
@@ -184,7 +206,7 @@ def submit_command_get(params: Mapping[str, Any]) -> SubmitCommand | None:
     command_id = raw_id.strip() if isinstance(raw_id, str) else None
     safe = command_id is not None and _COMMAND_ID.match(command_id) is not None and ".." not in command_id
     return SubmitCommand(
-        pending=command.get("pending") is True,
+        pending=_pending(command.get("pending")),
         command_id=command_id if safe else None,
         requested_at=iso_parse(command.get("requested_at")),
         expires_at=iso_parse(command.get("expires_at")),
@@ -236,6 +258,12 @@ def event_is_done(event: Mapping[str, Any]) -> bool:
     return _status(event) in DONE_STATUSES and no_fill
 
 
+def event_has_fill(event: Mapping[str, Any]) -> bool:
+    """A `filled` that is present and not a zero number: a fill, never to be forgotten."""
+    raw = event.get("filled")
+    return raw is not None and _number(raw) != 0
+
+
 def event_tag(event: Mapping[str, Any]) -> str | None:
     return _text(event.get("tag"))
 
@@ -267,43 +295,6 @@ def fragment_tags(fragment: bytes) -> list[str] | None:
     return found or None
 
 
-_SIMPLE_TAG = re.compile(rb'"tag"\s*:\s*"([^"\\]*)"')
-_SIMPLE_TIME = re.compile(rb'"time"\s*:\s*"([^"\\]*)"')
-
-
-def line_glance(line: bytes) -> tuple[str, datetime | None] | None:
-    """(tag, time) of a one-object line without parsing it; None when that is not certain.
-
-    Most lines of a run's event file are about other orders: only their time matters (to
-    know where to stop). One unescaped "tag" and at most one "time" are read with a regex;
-    anything less plain (escapes, a repeated key, not an object) goes to the full parser.
-    """
-    if not (line.startswith(b"{") and line.endswith(b"}")):
-        return None
-    tags = _SIMPLE_TAG.findall(line)
-    if len(tags) != 1 or line.count(b'"tag"') != 1:
-        return None
-    times = _SIMPLE_TIME.findall(line)
-    moment = iso_parse(times[0].decode("utf-8", "replace")) if len(times) == 1 else None
-    return tags[0].decode("utf-8", "replace").strip(), moment
-
-
-def chunk_elsewhere(chunk: bytes, *, first_line: bytes, wanted: frozenset[bytes], since: datetime) -> bool:
-    """True when no line of `chunk` (complete lines, oldest first) can concern `wanted`.
-
-    That is: its oldest line is not older than `since` (the file is in time order, so no
-    line of the chunk ends the read), and every "tag" in it is a plain value that is not
-    wanted. Then the chunk is passed over without a look at each line.
-    """
-    glance = line_glance(first_line.strip())
-    if glance is None or glance[1] is None or glance[1] < since:
-        return False
-    tags = _SIMPLE_TAG.findall(chunk)
-    if len(tags) != chunk.count(b'"tag"'):
-        return False
-    return not any(tag.strip() in wanted for tag in tags)
-
-
 def command_result_parse(raw: bytes, *, path: str) -> tuple[Sighting | None, str | None]:
     """(sighting, problem): a result file's status, or why it cannot be understood."""
     try:
@@ -322,37 +313,94 @@ def command_result_parse(raw: bytes, *, path: str) -> tuple[Sighting | None, str
     return Sighting(KIND_COMMAND_RESULT, path, status=status, time=time), None
 
 
-@dataclass
-class FileFindings:
-    """What one events file says, per tag; filled by the reader, read by evidence_combine."""
+@dataclass(frozen=True)
+class TagHistory:
+    """One tag's lines in one events file, in file order, as far as the decision needs them."""
+
+    last: Sighting  # the tag's latest line by position in the file
+    last_done: bool  # that line is an explicit terminal status without a fill
+    fill: Sighting | None  # a line with a fill anywhere in the history: never forgotten
+    position: int  # where `last` ends in the file (bytes)
+
+
+@dataclass(frozen=True)
+class EventsView:
+    """What one events file says about one order: its tags' histories, or why it cannot say."""
 
     path: str
-    problem: str | None = None  # the whole file could not be read: every order it concerns
-    seen: dict[str, Sighting] = field(default_factory=dict)  # latest per tag
-    done: dict[str, Sighting] = field(default_factory=dict)
-    unreadable_tags: set[str] = field(default_factory=set)  # named in lines that do not parse
-    lines: int = 0
-    bytes_read: int = 0
-    # Set when the read cap stopped the reading early: orders created before `oldest_read`
-    # (the oldest event time read) are not covered by what was read; newer ones are.
-    cut: str | None = None
-    oldest_read: datetime | None = None
+    histories: tuple[TagHistory, ...] = ()
+    unreadable: tuple[str, ...] = ()  # problems that leave the order alone (file, cap, lines)
 
-    def time_seen(self, moment: datetime) -> None:
-        if self.oldest_read is None or moment < self.oldest_read:
-            self.oldest_read = moment
 
-    def covers(self, since: datetime | None) -> bool:
-        """Whether every event of an order that exists since `since` was read."""
-        if self.cut is None:
-            return True
-        return since is not None and self.oldest_read is not None and since >= self.oldest_read
+def _file_verdict(view: EventsView) -> tuple[TagHistory, Sighting | None] | None:
+    """The order's latest line in this file over all its tags, and a fill if any; None: none."""
+    if not view.histories:
+        return None
+    latest = max(view.histories, key=lambda h: h.position)
+    fill = next((h.fill for h in view.histories if h.fill is not None), None)
+    return latest, fill
 
-    def add(self, event: Mapping[str, Any], tag: str) -> None:
-        sighting = event_sighting(event, tag=tag, path=self.path)
-        target = self.done if event_is_done(event) else self.seen
-        # The file is read backwards: the first sighting kept per tag is the latest.
-        target.setdefault(tag, sighting)
+
+def broker_verdict(
+    views: list[EventsView], *, tolerance: timedelta
+) -> tuple[Sighting | None, Sighting | None]:
+    """(seen, closed) from the order's events files.
+
+    In each file, file order decides (its latest line over the order's tags); a fill in
+    any file is never forgotten. Across files, whose lines no position orders, a working
+    last line wins over a terminal one in another file unless that one is later in time
+    by more than `tolerance` (event times are not trusted closer than that, and a time
+    that does not parse never supersedes anything).
+    """
+    verdicts = [v for v in (_file_verdict(view) for view in views) if v is not None]
+    fill = next((f for _, f in verdicts if f is not None), None)
+    if fill is not None:
+        return fill, None
+    working = [h.last for h, _ in verdicts if not h.last_done]
+    terminal = [h.last for h, _ in verdicts if h.last_done]
+    for sighting in working:
+        if not _superseded(sighting, by=terminal, tolerance=tolerance):
+            return sighting, None
+    return None, (terminal[0] if terminal else None)
+
+
+def _superseded(working: Sighting, *, by: list[Sighting], tolerance: timedelta) -> bool:
+    moment = iso_parse(working.time)
+    if moment is None:
+        return False
+    later = (iso_parse(t.time) for t in by)
+    return any(t is not None and t > moment + tolerance for t in later)
+
+
+def baseline_quantity(params: Mapping[str, Any], *, symbol: str) -> float | None:
+    """params.positions_baseline's quantity for `symbol` (missing: 0, as the backend reads it);
+    None when the order has no usable baseline."""
+    baseline = params.get("positions_baseline")
+    if not isinstance(baseline, Mapping) or not isinstance(baseline.get("items"), list):
+        return None
+    for item in baseline["items"]:
+        if isinstance(item, Mapping) and isinstance(item.get("symbol"), str):
+            if item["symbol"].strip().upper() == symbol:
+                number = _number(item.get("quantity") if item.get("quantity") is not None else 0)
+                return number if number is not None and math.isfinite(number) else None
+    return 0.0
+
+
+def position_moved(
+    params: Mapping[str, Any], *, side: Any, symbol: Any, quantities: Mapping[str, float], path: str
+) -> Sighting | None:
+    """A fresh position that moved the order's way since its baseline: the backend books it filled."""
+    if not isinstance(symbol, str) or side not in ("BUY", "SELL"):
+        return None
+    key = symbol.strip().upper()
+    base = baseline_quantity(params, symbol=key)
+    if base is None:
+        return None
+    now = quantities.get(key, 0.0)
+    moved = now > base if side == "BUY" else now < base
+    if not moved:
+        return None
+    return Sighting(KIND_POSITION, path, tag=key, status=f"{base:g} -> {now:g}")
 
 
 def evidence_combine(
@@ -361,16 +409,19 @@ def evidence_combine(
     command: SubmitCommand | None,
     folders: tuple[str, ...],
     snapshots: list[tuple[str, frozenset[str] | None, str | None]],
-    events: list[FileFindings],
+    events: list[EventsView],
     results: list[tuple[Sighting | None, str | None, str]],
     unavailable: str | None,
-    since: datetime | None = None,
+    tolerance: timedelta,
+    waiting: list[Sighting] | None = None,
+    position: Sighting | None = None,
 ) -> OrderEvidence:
     """One order's evidence from the files of its folders.
 
     snapshots: (path, tags listed or None when no fresh data, problem when unreadable);
-    results: (sighting, problem, path) of its submit command's result files; since: the
-    earliest moment an event about the order can carry (its creation less the clock skew).
+    events: what each events file says about the order (EventsView); results: (sighting,
+    problem, path) of its submit command's result files; waiting: the unexpired submit
+    command files in `commands/` that name it.
     """
     unreadable: list[str] = []
     opened = None
@@ -381,16 +432,10 @@ def evidence_combine(
             hit = sorted(tags & listed)
             if hit:
                 opened = Sighting(KIND_OPEN_ORDERS, path, tag=hit[0])
-    seen = done = None
-    for findings in events:
-        if findings.problem is not None:
-            unreadable.append(f"{findings.path}: {findings.problem}")
-        elif not findings.covers(since):
-            unreadable.append(f"{findings.path}: {findings.cut}")
-        for tag in sorted(tags & findings.unreadable_tags):
-            unreadable.append(f"{findings.path}: a line naming {tag!r} is not valid JSON")
-        seen = seen or next((findings.seen[t] for t in sorted(tags) if t in findings.seen), None)
-        done = done or next((findings.done[t] for t in sorted(tags) if t in findings.done), None)
+    for view in events:
+        unreadable.extend(f"{view.path}: {problem}" for problem in view.unreadable)
+    seen, closed = broker_verdict(events, tolerance=tolerance)
+    seen = seen or position  # a position moved its way: filled, whatever the events say
     submit_result = None
     for sighting, problem, path in results:
         if problem is not None:
@@ -399,7 +444,8 @@ def evidence_combine(
             submit_result = sighting
     if command is not None and command.bad_command_id:
         unreadable.append("params.submit_command.command_id: not a usable file name")
-    if submit_result is not None and submit_result.status == RESULT_SUBMITTED:
+    if submit_result is not None and submit_result.status == RESULT_SUBMITTED and closed is None:
+        # The bridge placed it; only the tag's later terminal events can say it is over.
         seen = seen or submit_result
     return OrderEvidence(
         tags=tags,
@@ -407,8 +453,9 @@ def evidence_combine(
         folders=folders,
         open=opened,
         seen=seen,
-        done=done,
+        closed=closed if seen is None else None,
         submit_result=submit_result,
+        waiting_command=(waiting or [None])[0],
         unreadable=tuple(unreadable),
         unavailable=unavailable,
     )

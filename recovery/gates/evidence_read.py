@@ -6,51 +6,48 @@ lean_execution.output_dir, mapped to where this host mounts it); for a direct or
 execution_events.jsonl and command_results/<command_id>.json. Every folder and file is read
 once per gathering, whatever number of orders it concerns; gates.evidence says what it means.
 
-Bounded reads: execution_events.jsonl grows for the life of a run, and an event about an
-order is written after the order's row (the backend writes the row, then submits). So the
-file is read backwards from its end, in chunks, and reading stops at the first event older
-than the oldest order it concerns (less BRIDGE_EVENTS_CLOCK_SKEW_SECONDS for clocks that
-disagree), or after BRIDGE_EVENTS_MAX_READ_BYTES. Where that cap cut the reading short,
-the orders created after the oldest event read are fully covered; the older ones are left
-alone (unreadable), not assumed unseen, so one ancient order cannot hold up the rest.
+execution_events.jsonl grows for the life of a run: gates.events reads it forward from where
+this host left off and keeps each tag's history, so a gathering reads only what was written
+since the last one, and no line's time ever ends a read. Where the read cap made it begin
+past the top, the orders created before it began are left alone (unreadable), not assumed
+unseen.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from recovery.gates.bridge import (
+    POSITIONS_FILE,
     PROBLEM_BAD_SHAPE,
     PROBLEM_INVALID_JSON,
     PROBLEM_UNREADABLE,
     OpenOrdersSnapshot,
+    PositionsSnapshot,
     open_orders_read,
+    positions_read,
 )
+from recovery.gates.commands import CommandsFolder, commands_read
+from recovery.gates.events import MSG_PARTIAL_LINE, LedgerStore, ReadResult
 from recovery.gates.evidence import (
     COMMAND_RESULTS_DIR,
     DIRECT_FOLDER_PREFIX,
     EVENTS_FILE,
-    FileFindings,
+    RESULT_REJECTED,
+    EventsView,
     OrderEvidence,
     Sighting,
     SubmitCommand,
-    chunk_elsewhere,
     command_result_parse,
-    event_line_parse,
-    event_tag,
-    event_time,
     evidence_combine,
-    fragment_tags,
-    line_glance,
+    position_moved,
 )
 
-CHUNK_BYTES = 256 * 1024
-BLOCK_LINES = 200  # lines looked at together before deciding to read them one by one
 RESULT_MAX_BYTES = 1024 * 1024
 # Problems of an open-orders snapshot that mean "the file is there but says nothing usable";
 # missing, stale or old snapshots only prove nothing.
@@ -59,9 +56,10 @@ SNAPSHOT_UNREADABLE = frozenset({PROBLEM_UNREADABLE, PROBLEM_INVALID_JSON, PROBL
 MSG_ROOT_MISSING = "the bridge root {root} does not exist on this host"
 MSG_ROOT_UNLISTABLE = "the bridge root {root} cannot be listed: {error}"
 MSG_RUN_FOLDER_MISSING = "run {run_id}'s output folder {local} does not exist on this host"
+MSG_RUN_ROW_MISSING = "run {run_id} has no trade_runs row, so its output folder is unknown"
 MSG_RUN_FOLDER_RELATIVE = "run {run_id}'s output folder {path!r} is not an absolute path"
-MSG_TOO_LARGE = "read {bytes} bytes back without reaching {since}; raise BRIDGE_EVENTS_MAX_READ_BYTES"
-MSG_PARTIAL_LINE = "its last line is incomplete and names no tag yet"
+MSG_PARTIAL_TAG = "its last line, naming {tag!r}, is still being written"
+MSG_BAD_LINE = "a line naming {tag!r} is not valid JSON"
 
 
 @dataclass(frozen=True)
@@ -74,6 +72,10 @@ class EvidenceRequest:
     tags: frozenset[str]
     command: SubmitCommand | None
     created_at: datetime
+    run_missing: bool = False  # the order names a run whose trade_runs row is not there
+    side: Any = None  # for the positions check against params.positions_baseline
+    symbol: Any = None
+    baseline: Any = None  # params.positions_baseline as stored; None when absent
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ def evidence_gather(
     open_orders_max_age: int,
     events_max_bytes: int,
     clock_skew_seconds: int,
+    store: LedgerStore,
     root_snapshot: OpenOrdersSnapshot | None = None,
 ) -> EvidenceGathered:
     """The evidence for every request; each folder and file read once."""
@@ -156,42 +159,54 @@ def evidence_gather(
     }
     skew = timedelta(seconds=clock_skew_seconds)
     events = {
-        path: _events_read(
-            path / EVENTS_FILE,
-            wanted=frozenset().union(*(r.tags for r in folder.orders)),
-            since=min(r.created_at for r in folder.orders) - skew,
-            max_bytes=events_max_bytes,
-        )
+        path: store.read(path / EVENTS_FILE, now=now, max_bytes=events_max_bytes)
         for path, folder in folders.items()
         if folder.orders
     }
+    commands = {path: commands_read(path) for path, folder in folders.items() if folder.orders}
+    positions = positions_read(root=root, now=now, max_age_seconds=open_orders_max_age)
     orders = {}
     for request in requests:
         paths, unavailable = placed[request.order_id]
         consulted = [root, *paths]
-        results = (
+        read = (
             [_result_read(p / COMMAND_RESULTS_DIR / f"{request.command.command_id}.json") for p in consulted]
             if request.command is not None and request.command.command_id is not None
             else []
         )
+        results = [r for r in read if r is not None]
+        waiting, command_problems = _commands_waiting(
+            request, [commands[p] for p in consulted if commands.get(p) is not None], results=results, now=now
+        )
+        since = request.created_at - skew
+        views = [_events_view(events[p], tags=request.tags, since=since) for p in consulted if p in events]
         orders[request.order_id] = evidence_combine(
             tags=request.tags,
             command=request.command,
             folders=tuple(str(p) for p in consulted),
             snapshots=[snapshots[p] for p in consulted],
-            events=[f for f in (events.get(p) for p in consulted) if f is not None],
-            results=[r for r in results if r is not None],
+            events=[v for v in views if v is not None],
+            results=results,
             unavailable=unavailable,
-            since=request.created_at - skew,
+            tolerance=skew,
+            waiting=waiting,
+            position=_position_moved(request, positions, root=root),
         )
+        if request.baseline is not None and positions.problem in SNAPSHOT_UNREADABLE:
+            command_problems.append(f"{root / POSITIONS_FILE}: {positions.problem}")
+        if command_problems:
+            evidence = orders[request.order_id]
+            orders[request.order_id] = replace(
+                evidence, unreadable=evidence.unreadable + tuple(command_problems)
+            )
     report = {
         "root": str(root),
         "available": True,
         "problem": None,
         "folders": len(folders),
-        "events_files_read": sum(1 for f in events.values() if f is not None),
-        "events_bytes_read": sum(f.bytes_read for f in events.values() if f is not None),
-        "events_lines_read": sum(f.lines for f in events.values() if f is not None),
+        "events_files_read": sum(1 for r in events.values() if r.ledger is not None),
+        "events_bytes_read": sum(r.bytes_read for r in events.values()),
+        "events_lines_read": sum(r.lines_read for r in events.values()),
     }
     return EvidenceGathered(True, None, orders, report)
 
@@ -204,6 +219,9 @@ def _folders_for(
         direct = root / f"{DIRECT_FOLDER_PREFIX}{request.order_id}"
         # A direct order sent through the leader bridge has no folder of its own: no evidence.
         return ([direct] if os.path.lexists(direct) else []), None
+    if request.run_missing:
+        # Which folder its run wrote to is unknown: the root alone cannot prove "never seen".
+        return [], MSG_RUN_ROW_MISSING.format(run_id=request.run_id)
     raw = request.output_dir
     if raw is None:
         return [], None  # the run names no output folder: only the root's files apply
@@ -239,114 +257,61 @@ def _result_read(path: Path) -> tuple[Sighting | None, str | None, str] | None:
     return sighting, problem, str(path)
 
 
-def _events_read(
-    path: Path, *, wanted: frozenset[str], since: datetime, max_bytes: int
-) -> FileFindings | None:
-    """The file's events for `wanted` tags, newest first, back to `since`; None when absent."""
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
+def _position_moved(request: EvidenceRequest, positions: PositionsSnapshot, *, root: Path) -> Sighting | None:
+    """A fresh positions.json moved the order's way since its baseline (missing or stale: nothing)."""
+    if request.baseline is None or not positions.available:
         return None
-    except OSError as exc:
-        return FileFindings(str(path), problem=f"unreadable ({exc.strerror or exc})")
-    findings = FileFindings(str(path))
-    with handle:
-        try:
-            _events_scan(handle, findings, wanted=wanted, since=since, max_bytes=max_bytes)
-        except OSError as exc:
-            findings.problem = f"unreadable ({exc.strerror or exc})"
-    return findings
+    return position_moved(
+        {"positions_baseline": request.baseline},
+        side=request.side,
+        symbol=request.symbol,
+        quantities=positions.quantities,
+        path=str(root / POSITIONS_FILE),
+    )
 
 
-def _events_scan(
-    handle: Any, findings: FileFindings, *, wanted: frozenset[str], since: datetime, max_bytes: int
-) -> None:
-    position = os.fstat(handle.fileno()).st_size
-    carry = b""
-    first_chunk = True
-    wanted_bytes = frozenset(tag.encode() for tag in wanted)
-    while position > 0:
-        if findings.bytes_read >= max_bytes:
-            findings.cut = MSG_TOO_LARGE.format(bytes=findings.bytes_read, since=since.isoformat())
-            return
-        step = min(CHUNK_BYTES, position)
-        position -= step
-        handle.seek(position)
-        data = handle.read(step) + carry
-        findings.bytes_read += step
-        lines = data.split(b"\n")
-        # The piece before the chunk's first newline continues in the chunk before it.
-        carry = lines.pop(0) if position > 0 else b""
-        if first_chunk:
-            if not lines:
-                continue  # no newline yet: the file's last line is longer than a chunk
-            first_chunk = False
-            # Only what follows the file's last newline can still be being written.
-            tail = lines.pop() if lines else b""
-            if _line_take(tail, findings, wanted=wanted, since=since, unterminated=True):
-                return
-        if _lines_take(lines, findings, wanted=wanted, wanted_bytes=wanted_bytes, since=since):
-            return
-
-
-def _lines_take(
-    lines: list[bytes],
-    findings: FileFindings,
+def _commands_waiting(
+    request: EvidenceRequest,
+    folders: list[CommandsFolder],
     *,
-    wanted: frozenset[str],
-    wanted_bytes: frozenset[bytes],
-    since: datetime,
-) -> bool:
-    """Complete lines, oldest first, taken newest first in blocks; True when reading can stop.
+    results: list[tuple[Sighting | None, str | None, str]],
+    now: datetime,
+) -> tuple[list[Sighting], list[str]]:
+    """The unexpired submit commands naming the order, and the command files it cannot trust.
 
-    A block that cannot concern the wanted tags (gates.evidence.chunk_elsewhere) is passed
-    over whole; the others, and the block where the boundary falls, line by line.
+    A command whose own result says its submit failed holds nothing any more.
     """
-    end = len(lines)
-    while end > 0:
-        start = max(0, end - BLOCK_LINES)
-        block = lines[start:end]
-        if chunk_elsewhere(b"\n".join(block), first_line=block[0], wanted=wanted_bytes, since=since):
-            findings.lines += len(block)
-            glance = line_glance(block[0].strip())
-            if glance is not None and glance[1] is not None:
-                findings.time_seen(glance[1])
-        else:
-            for line in reversed(block):
-                if _line_take(line, findings, wanted=wanted, since=since, unterminated=False):
-                    return True
-        end = start
-    return False
+    failed_id = None
+    if request.command is not None and any(
+        s is not None and s.status in RESULT_REJECTED for s, _, _ in results
+    ):
+        failed_id = request.command.command_id
+    waiting, problems = [], []
+    for folder in folders:
+        if folder.problem is not None:
+            problems.append(folder.problem)
+        waiting += [
+            c.sighting
+            for c in folder.holding(order_id=request.order_id, tags=request.tags, now=now)
+            if c.command_id is None or c.command_id != failed_id
+        ]
+        problems += folder.unreadable_for(order_id=request.order_id, tags=request.tags)
+    return waiting, problems
 
 
-def _line_take(
-    line: bytes, findings: FileFindings, *, wanted: frozenset[str], since: datetime, unterminated: bool
-) -> bool:
-    """Record one line; True when reading can stop (an event older than `since`)."""
-    text = line.strip()
-    if not text:
-        return False
-    findings.lines += 1
-    glance = line_glance(text)
-    if glance is not None and glance[0] not in wanted:
-        # Another order's event: only its time counts, and parsing it whole would cost
-        # most of the read (a run's file is mostly other orders' lines).
-        if glance[1] is not None:
-            findings.time_seen(glance[1])
-        return glance[1] is not None and glance[1] < since
-    event = event_line_parse(text)
-    if event is None:
-        named = fragment_tags(text)
-        if named is not None:
-            findings.unreadable_tags.update(t for t in named if t in wanted)
-        elif unterminated:
-            # A line still being written: it may be about any of these orders.
-            findings.problem = MSG_PARTIAL_LINE
-        return False
-    tag = event_tag(event)
-    if tag is not None and tag in wanted:
-        findings.add(event, tag)
-    moment = event_time(event)
-    if moment is not None:
-        findings.time_seen(moment)
-    return moment is not None and moment < since
+def _events_view(result: ReadResult, *, tags: frozenset[str], since: datetime) -> EventsView | None:
+    """What one events file says about one order; None when the file does not exist."""
+    ledger = result.ledger
+    if result.problem is not None:
+        return EventsView(result.path, unreadable=(result.problem,))
+    if ledger is None:
+        return None
+    unreadable = []
+    if not ledger.covers(since):
+        unreadable.append(ledger.cut or "not read from its start")
+    if result.partial_untagged:
+        unreadable.append(MSG_PARTIAL_LINE)
+    unreadable.extend(MSG_PARTIAL_TAG.format(tag=t) for t in sorted(tags & result.partial_tags))
+    unreadable.extend(MSG_BAD_LINE.format(tag=t) for t in sorted(tags & ledger.bad_line_tags))
+    histories = tuple(ledger.tags[t] for t in sorted(tags) if t in ledger.tags)
+    return EventsView(result.path, histories=histories, unreadable=tuple(unreadable))

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from recovery.db.models import TradeGuardState
+from recovery.db.timestamps import NEW_YORK, trade_date_for
 
-NEW_YORK = ZoneInfo("America/New_York")
+__all__ = ["HALTED", "NEW_YORK", "halted_today_get", "trade_date_for"]
+
 HALTED = "halted"
-
-
-def trade_date_for(now: datetime) -> date:
-    """Today's date in New York, as the backend computes it (weekends included)."""
-    return now.astimezone(NEW_YORK).date()
 
 
 def halted_today_get(*, now: datetime) -> frozenset[tuple[int, str]]:

@@ -1,7 +1,8 @@
 """Eleven stale NEW orders laid out as the backend's files would show them.
 
-Eight the broker may have (its own files say so) and three it does not; used by the
-end-to-end tests (in-process and through `manage.py auto_recover`).
+Eight the broker may have (its own files say so), two it never had, and one it closed
+without a fill (Submitted, CancelPending, Canceled: how a cancel at the broker looks); used
+by the end-to-end tests (in-process and through `manage.py auto_recover`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ SEEN = {
     "command_unexpired": "submit_in_flight",
     "command_submitted": "seen_by_broker",
 }
-RECOVERED = ("no_evidence", "command_rejected", "broker_cancelled")
+RECOVERED = ("no_evidence", "command_rejected")  # cancelled and re-placed
+CLOSED = ("broker_cancelled",)  # cancelled here too (rule 5b), not re-placed
 
 
 def _line(tag: str, status: str, at: dt.datetime, filled: float = 0) -> str:
@@ -76,9 +78,10 @@ def evidence_cases_build(
     order("root_submitted", run_id=None)
     order("broker_tag_listed", params={"broker_order_tag": "bt-777"})
     requested = now - dt.timedelta(seconds=60)  # older than the 45 s timeout, before its 120 s expiry
+    # The command orders belong to the ended run: a direct order with a pending leader command
+    # is the backend's direct-order loop's (rule 3b), whatever its files say.
     order(
         "command_unexpired",
-        run_id=None,
         params={
             "submit_command": {
                 "pending": True,
@@ -92,7 +95,6 @@ def evidence_cases_build(
     for name, status in (("command_submitted", "submitted"), ("command_rejected", "not_connected")):
         order(
             name,
-            run_id=None,
             params={
                 "submit_command": {
                     "pending": True,
@@ -118,7 +120,9 @@ def evidence_cases_build(
                 _line("ev-run_submitted", "Submitted", seen_at),
                 _line("ev-run_filled", "Submitted", seen_at),
                 _line("ev-run_filled", "Filled", seen_at, filled=10),
-                _line("ev-broker_cancelled", "Canceled", seen_at),
+                _line("ev-broker_cancelled", "Submitted", seen_at),
+                _line("ev-broker_cancelled", "CancelPending", seen_at + dt.timedelta(seconds=1)),
+                _line("ev-broker_cancelled", "Canceled", seen_at + dt.timedelta(seconds=2)),
             ]
         )
         + "\n"

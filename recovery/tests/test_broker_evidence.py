@@ -28,7 +28,7 @@ from recovery.sweep.config import AutoRecoveryConfig
 from recovery.sweep.results import SweepResult
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order
-from recovery.tests.evidence_cases import RECOVERED, SEEN, evidence_cases_build
+from recovery.tests.evidence_cases import CLOSED, RECOVERED, SEEN, evidence_cases_build
 from recovery.tests.test_processes import manage, url_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.processes]
@@ -44,7 +44,7 @@ def by_client(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {o["client_order_id"]: o for o in result["orders"]}
 
 
-def test_the_eight_kinds_of_evidence_keep_their_orders_and_the_three_others_recover(trading) -> None:
+def test_the_eight_kinds_of_evidence_keep_their_orders_the_others_recover_or_close(trading) -> None:
     orders = evidence_cases_build(root=trading.root, now=CLOCK)
     result = run_command()
     outcomes = by_client(result)
@@ -55,7 +55,11 @@ def test_the_eight_kinds_of_evidence_keep_their_orders_and_the_three_others_reco
     for name in RECOVERED:
         entry = outcomes[f"ev-{name}"]
         assert (name, entry["decision"]) == (name, "replace")
-    assert (result["scanned"], result["cancelled"], result["replaced"], result["skipped"]) == (11, 3, 3, 8)
+    for name in CLOSED:
+        entry = outcomes[f"ev-{name}"]
+        assert (name, entry["decision"], entry["reason"]) == (name, "cancel", "closed_at_broker")
+    assert entry["evidence"]["closed"]["status"] == "CANCELED"
+    assert (result["scanned"], result["cancelled"], result["replaced"], result["skipped"]) == (11, 3, 2, 8)
     # The evidence is named: file, tag, status, time.
     filled = outcomes["ev-run_filled"]
     assert filled["detail"] == (
@@ -77,7 +81,7 @@ def test_the_eight_kinds_of_evidence_keep_their_orders_and_the_three_others_reco
     }
     # Audit rows only for the three recovered originals; a second run changes nothing.
     cancelled = set(AuditLog.objects.filter(action=ACTION_CANCEL).values_list("resource_id", flat=True))
-    assert cancelled == {orders[n].pk for n in RECOVERED}
+    assert cancelled == {orders[n].pk for n in RECOVERED + CLOSED}
     rows = AuditLog.objects.count()
     again = run_command()
     assert (again["cancelled"], AuditLog.objects.count()) == (0, rows)
@@ -158,7 +162,9 @@ def test_tags_changed_after_the_evidence_was_read_stop_the_write(trading) -> Non
     # Between the plan and the write, the backend gives the order a broker tag.
     TradeOrder.objects.filter(pk=order.pk).update(params={"broker_order_tag": "late-tag"})
     result = SweepResult("s", "test", False, CLOCK, config, [], {})
-    context = SweepContext(gates=plan.state, config=config, runs=plan.runs, result=result)
+    context = SweepContext(
+        gates=plan.state, config=config, runs=plan.runs, result=result, clock=lambda: CLOCK
+    )
     with transaction.atomic(using=trading_alias()):
         outcome = order_recover(snapshot, decision, context=context)
     assert (str(outcome.reason), outcome.detail) == ("changed_concurrently", MSG_EVIDENCE_CHANGED)
@@ -172,7 +178,9 @@ def test_the_eight_cases_through_manage_py_on_mariadb(committed_db, tmp_path: Pa
     The process reads the real clock, so the settings say what its outcome would otherwise
     take from the time of day: re-placing outside regular hours is allowed.
     """
-    factories.TradeSettingsFactory(auto_recovery={"allow_replace_outside_rth": True})
+    factories.TradeSettingsFactory(
+        auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
+    )
     factories.IbSettingsFactory(api_mode="mock")
     root = tmp_path / "lean_bridge"
     root.mkdir()
@@ -190,11 +198,31 @@ def test_the_eight_cases_through_manage_py_on_mariadb(committed_db, tmp_path: Pa
     outcomes = by_client(result)
     assert {n: outcomes[f"ev-{n}"]["reason"] for n in SEEN} == SEEN
     assert {n: outcomes[f"ev-{n}"]["decision"] for n in RECOVERED} == dict.fromkeys(RECOVERED, "replace")
+    assert {n: outcomes[f"ev-{n}"]["reason"] for n in CLOSED} == dict.fromkeys(CLOSED, "closed_at_broker")
     statuses = dict(
         TradeOrder.objects.filter(pk__in=[o.pk for o in orders.values()]).values_list(
             "client_order_id", "status"
         )
     )
     assert {n for n in orders if statuses[f"ev-{n}"] == "NEW"} == set(SEEN)
-    assert {n for n in orders if statuses[f"ev-{n}"] == "CANCELED"} == set(RECOVERED)
-    assert TradeOrder.objects.filter(client_order_id__in=[f"ev-{n}-r1" for n in RECOVERED]).count() == 3
+    assert {n for n in orders if statuses[f"ev-{n}"] == "CANCELED"} == set(RECOVERED + CLOSED)
+    replacements = TradeOrder.objects.filter(client_order_id__in=[f"ev-{n}-r1" for n in RECOVERED + CLOSED])
+    assert set(replacements.values_list("client_order_id", flat=True)) == {f"ev-{n}-r1" for n in RECOVERED}
+
+
+def test_an_order_the_backend_would_book_filled_from_positions_stays_new(trading) -> None:  # noqa: ANN001
+    """Its position moved the order's way since the baseline the backend took before sending."""
+    baseline = {"refreshed_at": "2026-11-24T15:57:00Z", "items": [{"symbol": "AAPL", "quantity": 100}]}
+    order = stale_order(
+        client_order_id="pos-buy", side="BUY", symbol="AAPL", params={"positions_baseline": baseline}
+    )
+    payload = {
+        "items": [{"symbol": "AAPL", "quantity": 110}],
+        "stale": False,
+        "refreshed_at": "2026-11-24T15:59:50Z",
+    }
+    (trading.root / "positions.json").write_text(json.dumps(payload))
+    entry = by_client(run_command())["pos-buy"]
+    assert (entry["decision"], entry["reason"]) == ("skip", "seen_by_broker")
+    assert entry["evidence"]["seen"]["kind"] == "position"
+    assert TradeOrder.objects.get(pk=order.pk).status == "NEW"

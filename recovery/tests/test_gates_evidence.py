@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,16 +13,17 @@ from recovery.gates.evidence import (
     KIND_EVENT,
     RESULT_REJECTED,
     SEEN_STATUSES,
-    FileFindings,
+    EventsView,
     Sighting,
-    chunk_elsewhere,
+    TagHistory,
+    broker_verdict,
     command_result_parse,
+    event_has_fill,
     event_is_done,
     event_sighting,
     evidence_combine,
     evidence_covers,
     fragment_tags,
-    line_glance,
     order_tags,
     submit_command_get,
 )
@@ -136,13 +137,11 @@ def test_event_sighting_keeps_what_ops_need_and_stays_json_safe() -> None:
     assert sighting.describe() == "FILLED event for tag 't' at 2026-11-24T15:59:00Z in /b/e"
 
 
-def test_findings_keep_the_latest_sighting_per_tag_read_backwards() -> None:
-    findings = FileFindings("/b/e")
-    findings.add({"tag": "t", "status": "Filled", "filled": 10, "time": "2"}, "t")  # newest first
-    findings.add({"tag": "t", "status": "Submitted", "time": "1"}, "t")
-    findings.add({"tag": "u", "status": "Canceled", "time": "1"}, "u")
-    assert findings.seen["t"].status == "FILLED" and findings.seen["t"].filled == 10
-    assert set(findings.seen) == {"t"} and findings.done["u"].status == "CANCELED"
+@pytest.mark.parametrize(
+    ("filled", "fill"), [(None, False), (0, False), ("0", False), (2, True), ("2.5", True), ("lots", True)]
+)
+def test_a_fill_is_any_filled_that_is_not_a_zero_number(filled: Any, fill: bool) -> None:
+    assert event_has_fill({"tag": "t", "status": "Canceled", "filled": filled}) is fill
 
 
 @pytest.mark.parametrize(
@@ -202,6 +201,7 @@ def combine(**parts: Any) -> Any:
         "events": [],
         "results": [],
         "unavailable": None,
+        "tolerance": timedelta(seconds=60),
     }
     values.update(parts)
     return evidence_combine(**values)
@@ -227,17 +227,76 @@ def test_an_unreadable_snapshot_is_named() -> None:
     assert evidence.unreadable == ("/b/open_orders.json: invalid_json",)
 
 
-def test_events_seen_done_and_unreadable_lines_combine_per_tag() -> None:
-    root = FileFindings("/b/execution_events.jsonl")
-    root.add({"tag": "someone-else", "status": "Filled", "filled": 3}, "someone-else")
-    root.add({"tag": "run7-AAPL-1", "status": "Canceled"}, "run7-AAPL-1")
-    run = FileFindings("/run/execution_events.jsonl", unreadable_tags={"direct:55"})
-    evidence = combine(events=[root, run])
-    assert evidence.seen is None
-    assert evidence.done.status == "CANCELED"
+def history(
+    status: str, *, position: int, time: str | None = None, filled: Any = 0, fill: bool = False
+) -> Any:
+    event = {"tag": "run7-AAPL-1", "status": status, "time": time, "filled": filled}
+    sighting = event_sighting(event, tag="run7-AAPL-1", path="/b/e")
+    return TagHistory(
+        last=sighting, last_done=event_is_done(event), fill=sighting if fill else None, position=position
+    )
+
+
+def view(*histories: Any, path: str = "/b/execution_events.jsonl", unreadable: tuple = ()) -> EventsView:
+    return EventsView(path, histories=histories, unreadable=unreadable)
+
+
+TOLERANCE = timedelta(seconds=60)
+
+
+def test_in_one_file_the_latest_line_over_the_orders_tags_decides() -> None:
+    working, cancelled = history("Submitted", position=10), history("Canceled", position=20)
+    assert broker_verdict([view(working, cancelled)], tolerance=TOLERANCE) == (None, cancelled.last)
+    later = history("Submitted", position=30)
+    assert broker_verdict([view(cancelled, later)], tolerance=TOLERANCE) == (later.last, None)
+
+
+def test_a_fill_in_any_file_is_seen_whatever_the_last_lines_say() -> None:
+    filled = history("Canceled", position=5, filled=3, fill=True)
+    cancelled = history("Canceled", position=50)
+    seen, closed = broker_verdict([view(cancelled), view(filled, path="/run/e")], tolerance=TOLERANCE)
+    assert seen == filled.fill and closed is None
+
+
+@pytest.mark.parametrize(
+    ("working_time", "terminal_time", "outcome"),
+    [
+        ("2026-11-24T15:00:00Z", "2026-11-24T15:00:30Z", "seen"),  # within the tolerance
+        ("2026-11-24T15:00:00Z", "2026-11-24T15:05:00Z", "closed"),  # later by more
+        ("2026-11-24T15:05:00Z", "2026-11-24T15:00:00Z", "seen"),
+        (None, "2026-11-24T15:05:00Z", "seen"),  # no time to compare: working wins
+        ("2026-11-24T15:00:00Z", "0001-01-01T00:00:00", "seen"),
+    ],
+)
+def test_across_files_working_wins_unless_terminal_is_later_by_more_than_the_tolerance(
+    working_time: Any, terminal_time: Any, outcome: str
+) -> None:
+    working = history("Submitted", position=900, time=working_time)
+    terminal = history("Canceled", position=1, time=terminal_time)
+    seen, closed = broker_verdict([view(working), view(terminal, path="/run/e")], tolerance=TOLERANCE)
+    assert ("seen" if seen else "closed" if closed else None) == outcome
+
+
+def test_unreadable_lines_of_a_file_are_named() -> None:
+    run = view(
+        path="/run/execution_events.jsonl", unreadable=("a line naming 'direct:55' is not valid JSON",)
+    )
+    evidence = combine(events=[view(history("Canceled", position=3)), run])
+    assert evidence.seen is None and evidence.closed.status == "CANCELED"
     assert evidence.unreadable == (
         "/run/execution_events.jsonl: a line naming 'direct:55' is not valid JSON",
     )
+
+
+def test_a_submitted_result_is_superseded_by_a_terminal_last_event() -> None:
+    command = submit_command_get({"submit_command": {"pending": True, "command_id": "c1"}})
+    submitted = Sighting(KIND_COMMAND_RESULT, "/b/command_results/c1.json", status="submitted")
+    evidence = combine(
+        command=command,
+        results=[(submitted, None, submitted.path)],
+        events=[view(history("Canceled", position=3))],
+    )
+    assert evidence.seen is None and evidence.closed.status == "CANCELED"
 
 
 def test_a_submitted_result_is_seen_and_a_rejected_one_is_not() -> None:
@@ -264,44 +323,3 @@ def test_evidence_covers_the_order_only_while_its_tags_and_command_stay() -> Non
     assert not evidence_covers(evidence, params={"broker_order_tag": "new-tag"}, **same)
     assert not evidence_covers(evidence, params={"submit_command": {"command_id": "c9"}}, **same)
     assert evidence.as_dict()["tags"] == ["direct:55", "run7-AAPL-1"]
-
-
-# --- reading a line at a glance ----------------------------------------------------------------
-
-
-def test_a_plain_line_is_read_at_a_glance() -> None:
-    tag, moment = line_glance(b'{"tag": " oi_1 ", "status": "Filled", "time": "2026-11-24T15:00:00Z"}')
-    assert (tag, moment.isoformat()) == ("oi_1", "2026-11-24T15:00:00+00:00")
-    assert line_glance(b'{"tag": "oi_1", "status": "Filled"}') == ("oi_1", None)
-
-
-def test_an_escaped_tag_inside_a_message_does_not_fool_the_glance() -> None:
-    assert line_glance(b'{"message": "see \\"tag\\": \\"x\\"", "tag": "y"}') == ("y", None)
-
-
-@pytest.mark.parametrize(
-    "line",
-    [
-        b'{"tag": "a\\"b", "status": "Filled"}',  # an escape: the parser decides
-        b'{"tag": "a", "tag": "b"}',  # a repeated key: JSON takes the last, the parser decides
-        b'[{"tag": "a"}]',
-        b'{"tag": "a", "status": "Fil',
-        b'{"status": "Filled"}',
-    ],
-)
-def test_anything_less_plain_goes_to_the_parser(line: bytes) -> None:
-    assert line_glance(line) is None
-
-
-def test_a_chunk_of_other_orders_recent_lines_is_passed_over() -> None:
-    since = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
-    first = b'{"tag": "a", "time": "2026-11-24T15:30:00Z"}'
-    chunk = first + b'\n{"tag": "b", "time": "2026-11-24T15:31:00Z"}\n'
-    assert chunk_elsewhere(chunk, first_line=first, wanted=frozenset({b"x"}), since=since)
-    assert not chunk_elsewhere(chunk, first_line=first, wanted=frozenset({b"b"}), since=since)
-    old = b'{"tag": "a", "time": "2026-11-24T14:00:00Z"}'
-    assert not chunk_elsewhere(old + b"\n", first_line=old, wanted=frozenset({b"x"}), since=since)
-    escaped = first + b'\n{"tag": "\\u0078", "time": "2026-11-24T15:31:00Z"}\n'
-    assert not chunk_elsewhere(escaped, first_line=first, wanted=frozenset({b"x"}), since=since)
-    untimed = b'{"tag": "a"}'
-    assert not chunk_elsewhere(untimed + b"\n", first_line=untimed, wanted=frozenset({b"x"}), since=since)

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
+from recovery.gates.events import CHUNK_BYTES, MSG_PARTIAL_LINE, LedgerStore
 from recovery.gates.evidence import order_tags, submit_command_get
 from recovery.gates.evidence_read import (
-    CHUNK_BYTES,
-    MSG_PARTIAL_LINE,
     EvidenceRequest,
     evidence_gather,
     path_map_parse,
@@ -47,15 +46,24 @@ def request(
     )
 
 
-def gather(root: Path, *requests: EvidenceRequest, path_map: Any = (), max_bytes: int = 1 << 26) -> Any:
+def gather(
+    root: Path,
+    *requests: EvidenceRequest,
+    path_map: Any = (),
+    max_bytes: int = 1 << 26,
+    store: LedgerStore | None = None,
+    now: dt.datetime = NOW,
+) -> Any:
+    """One gathering; a fresh store (this host read nothing before) unless one is given."""
     return evidence_gather(
         root=root,
         requests=list(requests),
-        now=NOW,
+        now=now,
         path_map=path_map,
         open_orders_max_age=30,
         events_max_bytes=max_bytes,
         clock_skew_seconds=60,
+        store=store or LedgerStore(None),
     )
 
 
@@ -150,6 +158,13 @@ def test_a_run_folder_that_does_not_exist_here_is_unavailable(root: Path, tmp_pa
     )
 
 
+def test_an_order_whose_run_row_is_missing_is_unavailable_not_checked_at_the_root_alone(root: Path) -> None:
+    req = request()
+    missing = EvidenceRequest(**{**req.__dict__, "run_missing": True})
+    evidence = gather(root, missing).orders[55]
+    assert evidence.unavailable == "run 7 has no trade_runs row, so its output folder is unknown"
+
+
 @pytest.mark.parametrize("output_dir", ["relative/run_7", 5, ["x"], ""])
 def test_a_run_folder_that_is_not_an_absolute_path_is_unavailable(root: Path, output_dir: Any) -> None:
     assert "is not an absolute path" in gather(root, request(output_dir=output_dir)).orders[55].unavailable
@@ -192,10 +207,23 @@ def test_the_root_events_file_counts_for_every_order(root: Path) -> None:
     assert evidence.seen.tag == "bt-9" and evidence.seen.filled == 2
 
 
-def test_done_events_are_kept_but_are_not_seen(root: Path) -> None:
+def test_a_terminal_last_event_closes_the_order_and_is_not_seen(root: Path) -> None:
     write_events(root, [event(status="Invalid")])
     evidence = gather(root, request()).orders[55]
-    assert evidence.seen is None and evidence.done.status == "INVALID"
+    assert evidence.seen is None and evidence.closed.status == "INVALID"
+
+
+def test_submitted_cancel_pending_canceled_without_a_fill_is_closed(root: Path) -> None:
+    """How every real cancel at the broker looks: rule 5b, not "seen"."""
+    write_events(root, [event(status=s) for s in ("Submitted", "CancelPending", "Canceled")])
+    evidence = gather(root, request()).orders[55]
+    assert evidence.seen is None and evidence.closed.status == "CANCELED"
+
+
+def test_a_fill_is_never_forgotten_whatever_comes_after(root: Path) -> None:
+    write_events(root, [event(status="PartiallyFilled", filled=3), event(status="Canceled")])
+    evidence = gather(root, request()).orders[55]
+    assert evidence.seen.status == "PARTIALLYFILLED" and evidence.closed is None
 
 
 def test_each_file_is_read_once_for_many_orders(root: Path, tmp_path: Path) -> None:
@@ -241,43 +269,38 @@ def test_a_result_file_that_is_a_folder_is_unreadable(root: Path) -> None:
 # --- bounded reads of growing event files -------------------------------------------------------
 
 
-def test_reading_stops_at_the_first_event_older_than_the_oldest_order(root: Path) -> None:
-    old = [event(tag=f"old-{i}", at=CREATED - dt.timedelta(hours=2)) for i in range(20_000)]
-    # An event for this very tag far older than the order cannot be about it.
-    path = write_events(
-        root, [event(status="Filled", at=CREATED - dt.timedelta(days=1)), *old, event(tag="x")]
-    )
-    gathered = gather(root, request())
-    assert gathered.orders[55].seen is None
-    assert gathered.report["events_bytes_read"] <= CHUNK_BYTES < path.stat().st_size
+@pytest.mark.parametrize(
+    "late_time",
+    ["0001-01-01T00:00:00", "2026-11-23T09:00:00Z", "2026-11-24T10:55:00", "not a time", None],
+)
+def test_no_line_of_another_order_ends_the_read_whatever_its_time(root: Path, late_time: Any) -> None:
+    """The fill, then lines of other orders whose times are older (C#'s default, yesterday,
+    a naive New York time, garbage): the order is seen, not cancelled."""
+    older = {"tag": "other", "status": "Submitted", "time": late_time}
+    write_events(root, [event(status="Filled", filled=5, at=NOW - dt.timedelta(minutes=1)), older, older])
+    assert gather(root, request()).orders[55].seen.status == "FILLED"
 
 
-def test_events_within_the_clock_skew_still_count(root: Path) -> None:
-    write_events(root, [event(status="Submitted", at=CREATED - dt.timedelta(seconds=30))])
+def test_a_lean_clock_far_behind_does_not_hide_the_event(root: Path) -> None:
+    write_events(root, [event(status="Submitted", at=CREATED - dt.timedelta(hours=3))])
     assert gather(root, request()).orders[55].seen.status == "SUBMITTED"
 
 
-def test_a_file_cut_by_the_read_cap_before_the_boundary_is_unreadable(root: Path) -> None:
+def test_a_file_larger_than_the_cap_covers_only_orders_created_after_the_first_read(root: Path) -> None:
     write_events(root, [event(tag=f"new-{i}") for i in range(5_000)])
-    evidence = gather(root, request(), max_bytes=CHUNK_BYTES).orders[55]
-    assert "raise BRIDGE_EVENTS_MAX_READ_BYTES" in evidence.unreadable[0]
+    store = LedgerStore(None)
+    existing = gather(root, request(), max_bytes=CHUNK_BYTES, store=store).orders[55]
+    assert "more than BRIDGE_EVENTS_MAX_READ_BYTES" in existing.unreadable[0]
+    # An order created after this host began reading has all its events in what it reads.
+    later = NOW + dt.timedelta(minutes=10)
+    write_events(root, [event(tag="late-order", status="Submitted", at=later)])
+    fresh = request(56, client="late-order", created_at=later)
+    gathered = gather(root, request(), fresh, max_bytes=CHUNK_BYTES, store=store, now=later)
+    assert gathered.orders[56].unreadable == () and gathered.orders[56].seen.status == "SUBMITTED"
+    assert gathered.orders[55].unreadable  # still not covered: never "no evidence"
 
 
-def test_the_read_cap_leaves_only_orders_older_than_what_was_read(root: Path) -> None:
-    """One ancient stale order must not hold up the recovery of every other one."""
-    hours = [
-        event(tag=f"h-{i}", at=NOW - dt.timedelta(hours=10) + dt.timedelta(seconds=9 * i))
-        for i in range(4_000)
-    ]
-    write_events(root, hours)
-    ancient = request(1, client="ancient", created_at=NOW - dt.timedelta(days=3))
-    recent = request(2, client="recent", created_at=NOW - dt.timedelta(minutes=5))
-    gathered = gather(root, ancient, recent, max_bytes=CHUNK_BYTES)
-    assert "raise BRIDGE_EVENTS_MAX_READ_BYTES" in gathered.orders[1].unreadable[0]
-    assert gathered.orders[2].unreadable == ()
-
-
-def test_positive_evidence_found_before_the_cap_still_counts(root: Path) -> None:
+def test_positive_evidence_found_past_the_cap_still_counts(root: Path) -> None:
     write_events(root, [*(event(tag=f"new-{i}") for i in range(5_000)), event(status="Filled", filled=1)])
     evidence = gather(root, request(), max_bytes=CHUNK_BYTES).orders[55]
     assert evidence.seen.status == "FILLED" and evidence.unreadable
@@ -286,7 +309,7 @@ def test_positive_evidence_found_before_the_cap_still_counts(root: Path) -> None
 def test_a_line_being_written_that_names_the_order_is_unreadable_for_it(root: Path) -> None:
     write_events(root, [event(tag="other")], tail='{"tag": "run7-AAPL-1", "status": "Fil')
     gathered = gather(root, request(), request(56, client="other"))
-    assert "a line naming 'run7-AAPL-1' is not valid JSON" in gathered.orders[55].unreadable[0]
+    assert "its last line, naming 'run7-AAPL-1', is still being written" in gathered.orders[55].unreadable[0]
     assert gathered.orders[56].unreadable == () and gathered.orders[56].seen.tag == "other"
 
 
@@ -338,3 +361,153 @@ def test_a_last_line_longer_than_a_chunk_that_is_still_being_written_is_unreadab
     write_events(root, [event(tag="other")], tail='{"message": "' + "x" * (CHUNK_BYTES + 5000))
     evidence = gather(root, request()).orders[55]
     assert evidence.unreadable == (f"{root / 'execution_events.jsonl'}: {MSG_PARTIAL_LINE}",)
+
+
+# --- submit commands waiting in commands/ (rule 5 from files) -----------------------------------
+
+
+def write_command(folder: Path, name: str, **fields: Any) -> Path:
+    """A command file as the backend's bridge writer lays it out (commands/<command_id>.json)."""
+    payload = {
+        "command_id": name,
+        "type": "submit_order",
+        "symbol": "AAPL",
+        "quantity": 10.0,
+        "tag": "run7-AAPL-1",
+        "order_type": "MKT",
+        "outside_rth": False,
+        "actor": "system",
+        "reason": "auto_trade_submit",
+        "requested_at": stamp(NOW - dt.timedelta(seconds=30)),
+        "expires_at": stamp(NOW + dt.timedelta(seconds=90)),
+        "version": 1,
+        "order_id": 55,
+        **fields,
+    }
+    payload = {k: v for k, v in payload.items() if v is not None}
+    (folder / "commands").mkdir(parents=True, exist_ok=True)
+    path = folder / "commands" / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+def test_a_command_file_naming_the_order_holds_it_though_its_params_do_not(root: Path) -> None:
+    """The backend writes the file before it commits the order's params."""
+    path = write_command(root, "submit_order_55_1764000000000")
+    evidence = gather(root, request()).orders[55]
+    assert evidence.waiting_command.path == str(path) and evidence.waiting_command.time == stamp(
+        NOW + dt.timedelta(seconds=90)
+    )
+
+
+@pytest.mark.parametrize("by", ["order_id", "tag"])
+def test_the_file_may_name_the_order_by_id_or_by_tag(root: Path, by: str) -> None:
+    fields = {"order_id": None} if by == "tag" else {"tag": "someone-else"}
+    write_command(root, "c1", **fields)
+    assert gather(root, request()).orders[55].waiting_command is not None
+
+
+def test_a_superseded_command_in_the_run_folder_still_holds_the_order(root: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run_7"
+    write_command(run_dir, "c2")
+    params = {"submit_command": {"pending": False, "status": "superseded", "command_id": "c2"}}
+    evidence = gather(root, request(output_dir=str(run_dir), params=params)).orders[55]
+    assert evidence.waiting_command is not None
+
+
+def test_an_expired_command_a_cancel_or_another_orders_holds_nothing(root: Path) -> None:
+    write_command(root, "old", expires_at=stamp(NOW - dt.timedelta(seconds=1)))
+    write_command(root, "cancel", type="cancel_order")
+    write_command(root, "other", order_id=56, tag="other-tag")
+    (root / "commands" / "half.json.tmp").write_text('{"type": "submit_order", "order_id": 55')
+    assert gather(root, request()).orders[55].waiting_command is None
+
+
+def test_without_a_readable_expiry_requested_at_plus_120_s_stands_in(root: Path) -> None:
+    write_command(root, "a", expires_at="soon", requested_at=stamp(NOW - dt.timedelta(seconds=100)))
+    assert gather(root, request()).orders[55].waiting_command is not None
+    write_command(root, "a", expires_at="soon", requested_at=stamp(NOW - dt.timedelta(seconds=121)))
+    assert gather(root, request()).orders[55].waiting_command is None
+
+
+def test_a_command_whose_result_says_it_failed_holds_nothing(root: Path) -> None:
+    write_command(root, "c3")
+    (root / "command_results").mkdir()
+    (root / "command_results" / "c3.json").write_text('{"status": "not_connected"}')
+    evidence = gather(root, request(params={"submit_command": {"pending": True, "command_id": "c3"}})).orders[
+        55
+    ]
+    assert evidence.waiting_command is None and evidence.submit_rejected
+
+
+def test_a_command_file_that_cannot_be_read_leaves_the_order_it_names_alone(root: Path) -> None:
+    (root / "commands").mkdir()
+    (root / "commands" / "bad.json").write_text(
+        '{"type": "submit_order", "order_id": 55, "tag": "run7-AAPL-1",'
+    )
+    gathered = gather(root, request(), request(56, client="other"))
+    assert "bad.json: not a command the bridge could read" in gathered.orders[55].unreadable[0]
+    assert gathered.orders[56].unreadable == ()
+
+
+# --- positions against the order's baseline ------------------------------------------------
+
+
+def write_positions(root: Path, items: list[dict[str, Any]], *, at: dt.datetime = NOW, **extra: Any) -> None:
+    payload = {"items": items, "stale": False, "refreshed_at": stamp(at), **extra}
+    (root / "positions.json").write_text(json.dumps(payload))
+
+
+def baseline_request(side: str = "BUY", quantity: float = 100, **fields: Any) -> EvidenceRequest:
+    """An order with the baseline the backend captures before it sends (positions_baseline)."""
+    baseline = {"refreshed_at": stamp(CREATED), "items": [{"symbol": "AAPL", "quantity": quantity}]}
+    req = request(params={"positions_baseline": baseline})
+    return EvidenceRequest(**{**req.__dict__, "side": side, "symbol": "AAPL", "baseline": baseline, **fields})
+
+
+@pytest.mark.parametrize(
+    ("side", "now", "moved"),
+    [
+        ("BUY", 110, True),
+        ("BUY", 100, False),
+        ("BUY", 90, False),
+        ("SELL", 90, True),
+        ("SELL", 100, False),
+        ("SELL", 110, False),
+    ],
+)
+def test_a_position_that_moved_the_orders_way_is_seen(root: Path, side: str, now: float, moved: bool) -> None:
+    write_positions(
+        root, [{"symbol": "aapl ", "quantity": now, "avg_cost": 180.0}, {"symbol": "MSFT", "quantity": 5}]
+    )
+    evidence = gather(root, baseline_request(side)).orders[55]
+    assert (evidence.seen is not None) is moved
+    if moved:
+        assert evidence.seen.describe().startswith(
+            f"position in AAPL moved the order's way since its baseline (100 -> {now:g})"
+        )
+
+
+def test_a_symbol_gone_from_the_positions_holds_zero(root: Path) -> None:
+    write_positions(root, [{"symbol": "MSFT", "position": 5}])
+    assert gather(root, baseline_request("SELL")).orders[55].seen.kind == "position"
+
+
+@pytest.mark.parametrize("extra", [{"stale": True}, {"refreshed_at": stamp(NOW - dt.timedelta(hours=1))}])
+def test_a_stale_or_old_positions_file_proves_nothing(root: Path, extra: dict[str, Any]) -> None:
+    write_positions(root, [{"symbol": "AAPL", "quantity": 500}], **extra)
+    assert gather(root, baseline_request()).orders[55].seen is None
+
+
+def test_a_positions_file_that_cannot_be_parsed_leaves_orders_with_a_baseline_alone(root: Path) -> None:
+    (root / "positions.json").write_text("{not json")
+    gathered = gather(root, baseline_request(), request(56, client="no-baseline"))
+    assert "positions.json: invalid_json" in gathered.orders[55].unreadable[0]
+    assert gathered.orders[56].unreadable == ()
+
+
+def test_a_moved_position_beats_terminal_events(root: Path) -> None:
+    write_positions(root, [{"symbol": "AAPL", "quantity": 110}])
+    write_events(root, [event(status="Submitted"), event(status="Canceled")])
+    evidence = gather(root, baseline_request()).orders[55]
+    assert evidence.seen.kind == "position" and evidence.closed is None

@@ -1,11 +1,16 @@
 """Property tests: no combination of broker evidence files makes the sweep raise, or cancel an
-order the files show the broker has (missing, empty, truncated, huge, wrong types, stale)."""
+order the files show the broker has (missing, empty, truncated, huge, wrong types, stale).
+
+The lines of other orders interleave with the order's own, and times are whatever Lean
+writes: C#'s 0001-01-01, naive New York local times, yesterday, garbage. The oracle reads
+the files as design says the broker's word is read (each file in its own line order, the
+last line per order, fills never forgotten), never by a line's time within a file.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -20,9 +25,10 @@ from hypothesis import strategies as st
 from recovery.db.models import TradeOrder
 from recovery.db.routers import trading_alias
 from recovery.db.timestamps import iso_utc
-from recovery.gates.evidence import SEEN_STATUSES, order_tags, submit_command_get
+from recovery.gates.events import LedgerStore
+from recovery.gates.evidence import order_tags, submit_command_get
 from recovery.gates.evidence_read import EvidenceRequest, evidence_gather
-from recovery.selectors import order_snapshot
+from recovery.selectors import events_stores_clear, order_snapshot
 from recovery.services import sweep_run
 from recovery.sweep.config import AutoRecoveryConfig
 from recovery.sweep.decisions import Action, GateState, decide
@@ -49,6 +55,10 @@ TIMES = st.sampled_from(
         iso_utc(CREATED + dt.timedelta(seconds=5)),
         iso_utc(NOW),
         "2026-11-24T15:59:00.1234567Z",
+        "0001-01-01T00:00:00",  # C#'s default DateTime
+        "2026-11-24T10:58:00",  # naive New York local time: hours "old" read as UTC
+        iso_utc(NOW - dt.timedelta(days=1)),  # a late line of yesterday's order
+        iso_utc(NOW + dt.timedelta(minutes=10)),
         "yesterday",
         None,
         7,
@@ -140,6 +150,20 @@ class Layout:
     with_command: bool
 
 
+def root_events_only(content: bytes) -> Layout:
+    """A layout with nothing but the bridge root's events file (the explicit examples)."""
+    return Layout(
+        root_events=content,
+        run_events=None,
+        direct_events=None,
+        root_snapshot=None,
+        run_snapshot=None,
+        result=None,
+        with_run=False,
+        with_command=False,
+    )
+
+
 @st.composite
 def layouts(draw: st.DrawFn) -> Layout:
     return Layout(
@@ -177,19 +201,73 @@ def layout_write(root: Path, layout: Layout, *, order_id: int) -> Path:
 # --- the oracle: docs/design.md's words, independent of the code ------------------------------
 
 
-def line_shows_seen(raw: bytes, tags: frozenset[str]) -> bool:
+TERMINAL = {"CANCELED", "CANCELLED", "INVALID", "REJECTED"}
+TOLERANCE = dt.timedelta(seconds=60)  # the clock skew the gathering is given
+
+
+def is_zero(filled: Any) -> bool:
+    """design.md's `filled` = 0: a number (or numeric text) equal to zero; true/false are not."""
+    if isinstance(filled, bool):
+        return False
+    if isinstance(filled, int | float):
+        return filled == 0
+    if isinstance(filled, str):
+        try:
+            return float(filled.strip()) == 0
+        except ValueError:
+            return False
+    return False
+
+
+def file_events(content: bytes) -> list[dict[str, Any]]:
+    """The objects of a JSONL file in line order; the last line counts once it is whole."""
+    found = []
+    for raw in content.split(b"\n"):
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(parsed, dict):
+            found.append(parsed)
+    return found
+
+
+def file_word(content: bytes, tags: frozenset[str]) -> tuple[str, Any] | None:
+    """("fill" | "working" | "terminal", the last line's time) for the order; None: no line."""
+    mine = [e for e in file_events(content) if isinstance(e.get("tag"), str) and e["tag"].strip() in tags]
+    if not mine:
+        return None
+    if any(e.get("filled") is not None and not is_zero(e["filled"]) for e in mine):
+        return "fill", None
+    status = mine[-1].get("status")
+    terminal = isinstance(status, str) and status.strip().upper() in TERMINAL
+    return ("terminal" if terminal else "working"), mine[-1].get("time")
+
+
+def moment(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
     try:
-        parsed = json.loads(raw)
-    except (ValueError, RecursionError):
-        return False
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("tag"), str):
-        return False
-    if parsed["tag"].strip() not in tags:
-        return False
-    status, filled = parsed.get("status"), parsed.get("filled")
-    working = isinstance(status, str) and status.strip().upper() in SEEN_STATUSES
-    nonzero = isinstance(filled, int | float) and not isinstance(filled, bool) and filled != 0
-    return working or (nonzero and not (isinstance(filled, float) and math.isnan(filled)))
+        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def events_say(layout: Layout, tags: frozenset[str]) -> tuple[bool, bool]:
+    """(seen, closed): across files, working wins unless a terminal line is later by > TOLERANCE."""
+    files = [layout.root_events, layout.run_events if layout.with_run else layout.direct_events]
+    words = [w for w in (file_word(c, tags) for c in files if c) if w is not None]
+    if any(kind == "fill" for kind, _ in words):
+        return True, False
+    terminal = [moment(t) for kind, t in words if kind == "terminal"]
+    for kind, time in words:
+        if kind != "working":
+            continue
+        start = moment(time)
+        if start is None or not any(t is not None and t > start + TOLERANCE for t in terminal):
+            return True, False
+    return False, bool(terminal)
 
 
 def snapshot_lists(raw: bytes | None, tags: frozenset[str]) -> bool:
@@ -210,13 +288,14 @@ def snapshot_lists(raw: bytes | None, tags: frozenset[str]) -> bool:
 
 
 def shows_seen(layout: Layout, tags: frozenset[str]) -> bool:
-    files = [layout.root_events, layout.run_events if layout.with_run else layout.direct_events]
-    if any(line_shows_seen(line, tags) for content in files if content for line in content.split(b"\n")):
+    seen, closed = events_say(layout, tags)
+    if seen:
         return True
     snapshots_ = [layout.root_snapshot, layout.run_snapshot if layout.with_run else None]
     if any(snapshot_lists(s, tags) for s in snapshots_):
         return True
-    return layout.with_command and layout.result == b'{"status": "submitted"}'
+    # A `submitted` result, unless the order's last events say the broker closed it since.
+    return layout.with_command and layout.result == b'{"status": "submitted"}' and not closed
 
 
 def params_for(layout: Layout) -> dict[str, Any]:
@@ -239,15 +318,21 @@ def params_for(layout: Layout) -> dict[str, Any]:
 @seed(SEED)
 @given(layout=layouts())
 @example(
-    layout=Layout(
-        root_events=b'{"tag": "ev-order-1", "status": "Filled", "filled": 10}\n{"tag": "ev-order-1", "sta',
-        run_events=None,
-        direct_events=None,
-        root_snapshot=None,
-        run_snapshot=None,
-        result=None,
-        with_run=False,
-        with_command=False,
+    layout=root_events_only(
+        b'{"tag": "ev-order-1", "status": "Filled", "filled": 10}\n{"tag": "ev-order-1", "sta'
+    )
+)
+@example(  # the order's fill, then a line of another order stamped C#'s default time
+    layout=root_events_only(
+        b'{"tag": "ev-order-1", "status": "Filled", "filled": 5, "time": "2026-11-24T15:59:00Z"}\n'
+        b'{"tag": "other", "status": "Submitted", "time": "0001-01-01T00:00:00"}\n'
+    )
+)
+@example(  # in file order the order's last word is Submitted, though its time is the oldest
+    layout=root_events_only(
+        b'{"tag": "bt-1", "status": "Canceled", "time": "2026-11-24T15:59:00Z"}\n'
+        b'{"tag": "other", "status": "Filled", "filled": 1, "time": "2026-11-24T10:58:00"}\n'
+        b'{"tag": "bt-1", "status": "Submitted", "time": "0001-01-01T00:00:00"}\n'
     )
 )
 def test_no_evidence_files_make_the_decision_raise_or_cancel_a_seen_order(layout: Layout) -> None:
@@ -272,6 +357,7 @@ def test_no_evidence_files_make_the_decision_raise_or_cancel_a_seen_order(layout
             open_orders_max_age=30,
             events_max_bytes=1 << 26,
             clock_skew_seconds=60,
+            store=LedgerStore(None),
         )
     finally:
         shutil.rmtree(root)
@@ -316,6 +402,9 @@ def test_whole_sweeps_never_cancel_an_order_its_files_show_seen(trading, layout:
     alias = trading_alias()
     for child in trading.root.iterdir():
         shutil.rmtree(child) if child.is_dir() else child.unlink()
+    # Files are written anew for each example, never appended to as Lean does: this host's
+    # ledgers of the last example's files are of no use (and a reused inode could fool them).
+    events_stores_clear()
     with transaction.atomic(using=alias):
         run = factories.TradeRunFactory(
             project_id=1, params={"lean_execution": {"output_dir": str(trading.root / "run_1")}}
