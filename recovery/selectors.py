@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,10 +14,14 @@ from django.db import connections
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KT
 
-from recovery.db.models import IbSettings, TradeOrder, TradeRun, TradeSettings
+from recovery.db.audit import ACTION_REPLACE, ACTION_SWEEP
+from recovery.db.clock import database_clock_skew
+from recovery.db.models import AuditLog, IbSettings, TradeOrder, TradeRun, TradeSettings
 from recovery.db.routers import trading_alias
 from recovery.db.timestamps import iso_utc
 from recovery.gates.bridge import OpenOrdersSnapshot, QuotesSnapshot, open_orders_read, quotes_read
+from recovery.gates.events import STATE_FOLDER as EVENTS_STATE_FOLDER
+from recovery.gates.events import LedgerStore
 from recovery.gates.evidence import OrderEvidence, order_tags, submit_command_get
 from recovery.gates.evidence_read import EvidenceGathered, EvidenceRequest, evidence_gather, root_problem_get
 from recovery.gates.guard import NEW_YORK, halted_today_get
@@ -167,10 +172,16 @@ def order_locked_get(*, order_id: int) -> TradeOrder | None:
     written out (a raw query still converts every column as the ORM does): compiling a
     queryset once per order was a third of the sweep's own CPU. SQLite has no row locks;
     its database-level write lock and the conditional cancel keep it exact.
+
+    Its run's status as committed now comes in the same statement (`run_status_now`, rule
+    3b under the lock): a subquery in the select list is a plain read, so it locks no
+    run row (another sweep may lock another order of the same run; the backend may
+    finish the run meanwhile, as it could a moment later) and costs no round trip of its own.
     """
     connection = connections[trading_alias()]
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    sql = f"SELECT {_order_columns(connection)} FROM trade_orders WHERE id = %s{lock}"
+    run_status = "(SELECT r.status FROM trade_runs r WHERE r.id = trade_orders.run_id) AS run_status_now"
+    sql = f"SELECT {_order_columns(connection)}, {run_status} FROM trade_orders WHERE id = %s{lock}"
     return next(iter(TradeOrder.objects.using(trading_alias()).raw(sql, [order_id])), None)
 
 
@@ -215,6 +226,40 @@ class RunFacts:
     project_id: int
     mode: str
     output_dir: Any  # params.lean_execution.output_dir as stored (the backend's path), or None
+    status: str | None = None
+
+
+def replacements_last_hour(*, now: dt.datetime, at_most: int) -> int:
+    """Replacements every sweep wrote in the hour before `now` (cron, admin, API, every host).
+
+    Counted up to `at_most`: past the hourly cap the exact figure changes nothing. So only
+    the newest `at_most` replace rows are read, newest first through the (action) index
+    (whose entries end in the id): the count costs at most `at_most` rows however long the
+    trail is, where filtering on created_at read every replace row ever written. Rows go
+    in by id as they are written; a row with a lower id stamped later by another host's
+    clock can differ by the clock gate's tolerance at most, a few seconds at the hour's edge.
+    """
+    since = now - dt.timedelta(hours=1)
+    # No upper bound: a row another sweep stamped a moment after this one began counts too.
+    newest = AuditLog.objects.filter(action=ACTION_REPLACE).order_by("-id")[:at_most]
+    return sum(1 for created in newest.values_list("created_at", flat=True) if created > since)
+
+
+def breaker_was_open() -> bool:
+    """Whether the last sweep that wrote its audit row had its circuit breaker open.
+
+    The breaker's state lives in the trail every host writes to, so a change is told once
+    (one error line, one audit row), not every minute. One index lookup: (action, id).
+    """
+    last = (
+        AuditLog.objects.filter(action=ACTION_SWEEP)
+        .order_by("-id")
+        .annotate(open=KT("detail__circuit_open"))
+        .values_list("open", flat=True)
+        .first()
+    )
+    # ->> gives 'true' on MySQL/MariaDB, 1 on SQLite.
+    return last in (True, 1, "true", "1")
 
 
 def run_facts_get(run_ids: Iterable[int | None]) -> dict[int, RunFacts]:
@@ -223,10 +268,11 @@ def run_facts_get(run_ids: Iterable[int | None]) -> dict[int, RunFacts]:
     if not wanted:
         return {}
     rows = TradeRun.objects.filter(pk__in=wanted).values_list(
-        "id", "project_id", "mode", KT("params__lean_execution__output_dir")
+        "id", "project_id", "mode", KT("params__lean_execution__output_dir"), "status"
     )
     return {
-        run_id: RunFacts(project, mode or "paper", output_dir) for run_id, project, mode, output_dir in rows
+        run_id: RunFacts(project, mode or "paper", output_dir, status)
+        for run_id, project, mode, output_dir, status in rows
     }
 
 
@@ -234,7 +280,13 @@ def _params(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def order_snapshot(order: TradeOrder, *, runs: Mapping[int, tuple[int, str]]) -> OrderSnapshot:
+def order_snapshot(
+    order: TradeOrder,
+    *,
+    runs: Mapping[int, tuple[int, str]],
+    run_statuses: Mapping[int, str | None] | None = None,
+) -> OrderSnapshot:
+    """The order as the pure core sees it; `run_statuses`: its run's status, when looked up."""
     params = _params(order.params)
     project_id, mode = runs.get(order.run_id, (None, None)) if order.run_id is not None else (None, None)
     if project_id is None:
@@ -259,6 +311,7 @@ def order_snapshot(order: TradeOrder, *, runs: Mapping[int, tuple[int, str]]) ->
         project_id=project_id,
         mode=mode or "paper",
         run_id=order.run_id,
+        run_status=(run_statuses or {}).get(order.run_id) if order.run_id is not None else None,
     )
 
 
@@ -283,6 +336,7 @@ class SweepGates:
     open_orders: OpenOrdersSnapshot
     bridge_root: Path
     bridge_problem: str | None
+    clock_skew_seconds: float | None = None  # the database's clock minus this host's (rule 1c)
 
     @property
     def ib_reachable(self) -> bool:
@@ -317,6 +371,7 @@ def sweep_gates_get(*, config: AutoRecoveryConfig, now: dt.datetime, probe: bool
         ),
         bridge_root=root,
         bridge_problem=root_problem_get(root),
+        clock_skew_seconds=database_clock_skew(using=trading_alias()),
     )
     return sweep_gates_probed(sweep) if probe else sweep
 
@@ -348,6 +403,10 @@ def evidence_get(
             order_id=o.id,
             run_id=o.run_id,
             output_dir=runs[o.run_id].output_dir if o.run_id in runs else None,
+            run_missing=o.run_id is not None and o.run_id not in runs,
+            side=o.side,
+            symbol=o.symbol,
+            baseline=o.params.get("positions_baseline"),
             tags=order_tags(order_id=o.id, client_order_id=o.client_order_id, params=o.params),
             command=submit_command_get(o.params),
             created_at=o.created_at,
@@ -362,8 +421,44 @@ def evidence_get(
         open_orders_max_age=django_settings.BRIDGE_OPEN_ORDERS_MAX_AGE_SECONDS,
         events_max_bytes=django_settings.BRIDGE_EVENTS_MAX_READ_BYTES,
         clock_skew_seconds=django_settings.BRIDGE_EVENTS_CLOCK_SKEW_SECONDS,
+        store=events_store(),
         root_snapshot=sweep.open_orders,
     )
+
+
+_EVENTS_STORES: dict[Path, LedgerStore] = {}
+
+
+def events_store() -> LedgerStore:
+    """This process's ledgers of the events files, kept on disk for the host's next run.
+
+    One store per folder (a test or another settings module may point elsewhere); the
+    folder is host-local, beside the named lock and the audit spool.
+    """
+    folder = Path(django_settings.AUTO_RECOVER_LOCK_DIR) / EVENTS_STATE_FOLDER
+    if folder not in _EVENTS_STORES:
+        _EVENTS_STORES[folder] = LedgerStore(folder)
+    return _EVENTS_STORES[folder]
+
+
+def events_stores_clear() -> None:
+    """Forget every ledger, in memory and on disk (tests and the demo write files anew)."""
+    for folder in _EVENTS_STORES:
+        shutil.rmtree(folder, ignore_errors=True)
+    _EVENTS_STORES.clear()
+    shutil.rmtree(Path(django_settings.AUTO_RECOVER_LOCK_DIR) / EVENTS_STATE_FOLDER, ignore_errors=True)
+
+
+def orders_with_evidence(
+    rows: Sequence[TradeOrder], *, runs: dict[int, tuple[int, str]], sweep: SweepGates, now: dt.datetime
+) -> tuple[list[OrderSnapshot], EvidenceGathered]:
+    """The rows as the pure core sees them (their runs' statuses read now) and what the
+    broker's files say about them. `runs` (run_id -> (project_id, mode)) gains their runs."""
+    facts = run_facts_get(r.run_id for r in rows)
+    runs.update({run_id: (f.project_id, f.mode) for run_id, f in facts.items()})
+    statuses = {run_id: f.status for run_id, f in facts.items()}
+    snapshots = [order_snapshot(r, runs=runs, run_statuses=statuses) for r in rows]
+    return snapshots, evidence_get(orders=snapshots, runs=facts, sweep=sweep, now=now)
 
 
 def gates_state(sweep: SweepGates, *, evidence: Mapping[int, OrderEvidence]) -> GateState:
@@ -375,6 +470,8 @@ def gates_state(sweep: SweepGates, *, evidence: Mapping[int, OrderEvidence]) -> 
         in_blackout=sweep.blackout is not None,
         halted=sweep.halted,
         quotes=dict(sweep.quotes.prices) if sweep.quotes.available else None,
+        clock_skew_seconds=sweep.clock_skew_seconds,
+        clock_tolerance_seconds=django_settings.AUTO_RECOVER_CLOCK_TOLERANCE_SECONDS,
     )
 
 
@@ -401,6 +498,11 @@ def gates_report(sweep: SweepGates, *, evidence: dict[str, Any] | None) -> dict[
         ),
         "quotes": _bridge_report(sweep.quotes, count=len(sweep.quotes.prices)),
         "open_orders": _bridge_report(sweep.open_orders, count=len(sweep.open_orders.tags)),
+        "clock": {
+            "database_minus_host_seconds": sweep.clock_skew_seconds,
+            "tolerance_seconds": django_settings.AUTO_RECOVER_CLOCK_TOLERANCE_SECONDS,
+            "measured": sweep.clock_skew_seconds is not None,
+        },
         "broker_evidence": evidence
         or {
             "root": str(sweep.bridge_root),

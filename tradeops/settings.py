@@ -259,6 +259,15 @@ BRIDGE_OPEN_ORDERS_MAX_AGE_SECONDS = env.int("BRIDGE_OPEN_ORDERS_MAX_AGE_SECONDS
 BRIDGE_PATH_MAP = _path_map("BRIDGE_PATH_MAP")
 BRIDGE_EVENTS_MAX_READ_BYTES = env.int("BRIDGE_EVENTS_MAX_READ_BYTES", default=64 * 1024 * 1024)
 BRIDGE_EVENTS_CLOCK_SKEW_SECONDS = env.int("BRIDGE_EVENTS_CLOCK_SKEW_SECONDS", default=300)
+# Rule 1c: past this many seconds between the database's clock and this host's, a run
+# changes nothing (ages would be wrong by as much).
+AUTO_RECOVER_CLOCK_TOLERANCE_SECONDS = env.float("AUTO_RECOVER_CLOCK_TOLERANCE_SECONDS", default=5.0)
+# No order is cancelled more than this many seconds after the reads its decision rests on
+# (broker files, halts, blackout, the IB probe): past it, the run reads again.
+AUTO_RECOVER_FRESH_SECONDS = env.float("AUTO_RECOVER_FRESH_SECONDS", default=5.0)
+# The API's time budget for one sweep (the command's is --max-seconds): under the web
+# server's worker timeout.
+RECOVERY_API_MAX_SECONDS = env.float("RECOVERY_API_MAX_SECONDS", default=50.0)
 # Used only when ib_settings has no row.
 IB_HOST = env.str("IB_HOST", default="127.0.0.1")
 IB_PORT = env.int("IB_PORT", default=7497)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 from rest_framework import serializers, status
@@ -39,6 +40,8 @@ HTTP_STATUS = {
     Outcome.FAILED: status.HTTP_500_INTERNAL_SERVER_ERROR,
     Outcome.LOCK_HELD: status.HTTP_423_LOCKED,
     Outcome.COULD_NOT_RUN: status.HTTP_503_SERVICE_UNAVAILABLE,
+    Outcome.CLOCK_SKEW: status.HTTP_503_SERVICE_UNAVAILABLE,
+    Outcome.CONNECTION_LOST: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 SWEEP_RESPONSES = {
     "200": "the sweep ran (skips are normal); the same JSON object as auto_recover --json",
@@ -49,7 +52,8 @@ SWEEP_RESPONSES = {
     "423": "another run holds the sweep's lock: nothing done ({lock_held: true, message})",
     "429": "rate limit: try again after Retry-After seconds",
     "500": "at least one order could not be written; it stays NEW (failed > 0)",
-    "503": "could not run: database or schema ({could_not_run: true, message})",
+    "503": "could not run: database or schema ({could_not_run: true, message}); or the database's clock "
+    "and this host's disagree (the sweep's JSON, clock_skew says why): nothing was changed",
 }
 
 
@@ -113,7 +117,14 @@ class SweepView(APIView):
         }
         if options["dry_run"]:
             return self._dry_run(now=now, actor=actor, **sweep)
-        report = sweep_run_recorded(now=now, actor=actor, exclusive=True, check_schema=True, **sweep)
+        report = sweep_run_recorded(
+            now=now,
+            actor=actor,
+            exclusive=True,
+            check_schema=True,
+            max_seconds=settings.RECOVERY_API_MAX_SECONDS,
+            **sweep,
+        )
         return Response(self._body(report), status=HTTP_STATUS[report.outcome])
 
     def _dry_run(self, *, now: dt.datetime, actor: str, **sweep: Any) -> Response:

@@ -118,6 +118,8 @@ def _drop_lost_connections() -> None:
 def _outcome_of(result: SweepResult) -> Outcome:
     if result.connection_lost:
         return Outcome.CONNECTION_LOST
+    if result.clock_skew:
+        return Outcome.CLOCK_SKEW
     if result.circuit_open:
         return Outcome.CIRCUIT_OPEN
     return Outcome.FAILED if result.failed else Outcome.OK

@@ -28,6 +28,7 @@ from recovery.db.conflicts import order_now_text
 from recovery.db.models import TradeOrder
 from recovery.db.routers import trading_alias
 from recovery.gates.evidence import evidence_covers
+from recovery.services.clock import Clock
 from recovery.sweep.chain import (
     cancelled_params,
     chain_root,
@@ -60,21 +61,48 @@ class SweepContext:
     gates: GateState
     config: AutoRecoveryConfig
     runs: Mapping[int, tuple[int, str]]  # run_id -> (project_id, mode)
-    result: SweepResult  # the sweep's id, clock and actor; outcomes are added by the caller
+    result: SweepResult  # the sweep's id, start and actor; outcomes are added by the caller
+    clock: Clock  # the moment of each re-check and write (services.clock)
+    # When `gates` was read (by `clock`), and how long it may be acted on: an order whose
+    # lock comes later is given back to be decided on a fresh read (PictureStale).
+    read_at: dt.datetime | None = None
+    fresh_seconds: float = 5.0
+
+    def picture_age(self) -> float:
+        return 0.0 if self.read_at is None else (self.clock() - self.read_at).total_seconds()
 
 
-def order_recover(snapshot: OrderSnapshot, decision: Decision, *, context: SweepContext) -> OrderOutcome:
-    """Cancel (and maybe replace) one order, inside its transaction (services.order_write)."""
+def order_recover(
+    snapshot: OrderSnapshot,
+    decision: Decision,
+    *,
+    context: SweepContext,
+    replacement_taken: str | None = None,
+) -> OrderOutcome:
+    """Cancel (and maybe replace) one order, inside its transaction (services.order_write).
+
+    `replacement_taken`: the replacement's client id belongs to another row already (a
+    first try clashed on the unique key): the order is cancelled without a replacement,
+    `replacement_id_taken`, the text saying whose id it is.
+    """
     config, result = context.config, context.result
-    now, sweep_id = result.now, result.sweep_id
+    sweep_id = result.sweep_id
     locked = selectors.order_locked_get(order_id=snapshot.id)
+    if context.picture_age() > context.fresh_seconds:
+        # The broker files, halts, blackout and probe this order is decided on are too old
+        # to cancel on: roll back, and let the caller read them again.
+        raise PictureStale(snapshot.id)
+    # Under the lock, age and in-flight state are judged, and every row stamped, at this moment.
+    now = context.clock()
     if locked is None:
         # Held by another writer, or gone: a plain read tells which.
         current = selectors.order_current_get(order_id=snapshot.id)
         if current is None:
             return changed_outcome(snapshot, decision, now=None)
         return _skipped(snapshot, decision, MSG_HELD)
-    fresh = selectors.order_snapshot(locked, runs=context.runs)
+    # Rule 3b again on the row as locked, with its run's status as it is now (read with it).
+    statuses = {locked.run_id: locked.run_status_now} if locked.run_id is not None else {}
+    fresh = selectors.order_snapshot(locked, runs=context.runs, run_statuses=statuses)
     if candidate_problem(fresh, settings=config, now=now) is not None:
         return changed_outcome(snapshot, decision, now=locked)
     evidence = context.gates.evidence.get(snapshot.id)
@@ -85,6 +113,10 @@ def order_recover(snapshot: OrderSnapshot, decision: Decision, *, context: Sweep
     again = decide(fresh, gates=context.gates, settings=config, now=now)
     if (again.action, again.reason) != (decision.action, decision.reason):
         return _skipped(snapshot, decision, MSG_REDECIDED.format(action=again.action, reason=again.reason))
+    if replacement_taken is not None and decision.replaces:
+        decision = dataclasses.replace(
+            decision, action=Action.CANCEL, reason=Reason.REPLACEMENT_ID_TAKEN, detail=replacement_taken
+        )
     action = "replace" if decision.replaces else "cancel"
     params = cancelled_params(
         original_params=locked.params, action=action, reason=str(decision.reason), now=now, sweep_id=sweep_id
@@ -94,7 +126,8 @@ def order_recover(snapshot: OrderSnapshot, decision: Decision, *, context: Sweep
         # have won. The caller rolls back, re-reads and reports what the order now is.
         raise NothingMatched(snapshot.id)
     replacement = (
-        _replacement_create(locked, attempt=fresh_attempt(decision), now=now, sweep_id=sweep_id)
+        # The chain's place as the locked row says it, not as the earlier read did.
+        _replacement_create(locked, attempt=fresh_attempt(again), now=now, sweep_id=sweep_id)
         if decision.replaces
         else None
     )
@@ -107,6 +140,10 @@ def order_recover(snapshot: OrderSnapshot, decision: Decision, *, context: Sweep
     )
     audit_entries_write(_order_audit_entries(outcome, replacement, result), now=now)
     return outcome
+
+
+class PictureStale(Exception):  # noqa: N818 (a signal between two services, not an error)
+    """The reads an order was decided on are older than the freshness bound: read again."""
 
 
 class NothingMatched(Exception):  # noqa: N818 (a signal between two services, not an error)
@@ -152,6 +189,14 @@ def order_cancel_conditional(*, order_id: int, params: dict[str, Any], now: dt.d
             CANCEL_SQL, [json.dumps(params), connection.ops.adapt_datetimefield_value(now), order_id]
         )
         return cursor.rowcount == 1
+
+
+def replacement_client_id_for(snapshot: OrderSnapshot, decision: Decision) -> str:
+    """The client id the order's replacement gets (the chain's root, one attempt on)."""
+    _, root_client = chain_root(
+        order_id=snapshot.id, client_order_id=snapshot.client_order_id, params=snapshot.params
+    )
+    return replacement_client_order_id(root_client_order_id=root_client, attempt=fresh_attempt(decision))
 
 
 def fresh_attempt(decision: Decision) -> int:

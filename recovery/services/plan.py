@@ -26,8 +26,10 @@ from django.db.models import Q
 from recovery import selectors
 from recovery.db.models import TradeRun
 from recovery.gates.evidence import OrderEvidence
+from recovery.services.clock import Clock
 from recovery.sweep.config import AutoRecoveryConfig
 from recovery.sweep.decisions import (
+    TERMINAL_RUN_STATUSES,
     Action,
     Decision,
     GateState,
@@ -61,16 +63,36 @@ class Plan:
     evidence_report: dict[str, Any] = field(default_factory=dict)
     state: GateState | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    # Replacements the stale orders past `limit` would get: the breaker weighs the whole
+    # backlog, or `--limit 20` five times would do what one run may not.
+    replaces_past_limit: int = 0
+    replaces_decided: int = 0
+    read_at: dt.datetime | None = None  # the sweep's clock when the plan's reads began
+    out_of_time: bool = False  # the time budget ran out before the pass was done
 
     @property
     def would_replace(self) -> int:
-        return sum(1 for _, d in self.decided if d.replaces)
+        """Replacements the whole backlog would get; once past the cap, a floor (counting stops)."""
+        return self.replaces_decided + self.replaces_past_limit
 
 
 def sweep_plan(
-    *, config: AutoRecoveryConfig, now: dt.datetime, limit: int, order_ids: list[int] | None
+    *,
+    config: AutoRecoveryConfig,
+    now: dt.datetime,
+    limit: int,
+    order_ids: list[int] | None,
+    clock: Clock | None = None,
+    deadline: dt.datetime | None = None,
 ) -> Plan:
-    """Decide up to `limit` actionable candidates (all of `order_ids` when given)."""
+    """Decide up to `limit` actionable candidates (all of `order_ids` when given).
+
+    Past `limit`, replacements are only counted, until they pass the per-sweep cap.
+    `clock` (the sweep's; default: `now`, standing still) says when the reads began and
+    whether `deadline` is past: then the pass stops, `out_of_time`.
+    """
+    clock = clock or (lambda: now)
+    plan = Plan(read_at=clock())
     sweep = selectors.sweep_gates_get(config=config, now=now, probe=False)
     held = _held_back_filters(sweep) if order_ids is None else []
     exclude = _any(q for _, q in held)
@@ -81,10 +103,10 @@ def sweep_plan(
         if sweep.halted and selectors.trade_orders_index_present(selectors.HALTED_RUNS_INDEX)
         else None
     )
-    plan = Plan()
     batch_size = len(order_ids) if order_ids is not None else limit
     after: tuple[dt.datetime, int] | None = None
     acted = listed_skips = 0
+    cap = config.max_replacements_per_sweep
     while True:
         rows = selectors.stale_order_list(
             now=now,
@@ -100,13 +122,15 @@ def sweep_plan(
         if not sweep.ib["probed"]:
             sweep = selectors.sweep_gates_probed(sweep)
         snapshots, state = _batch_gather(plan, rows=rows, sweep=sweep, now=now)
-        full = False
         for snapshot in snapshots:
             decision = decide(snapshot, gates=state, settings=config, now=now)
-            if decision.cancels:
-                if acted >= limit:
-                    full = True
+            if decision.cancels and acted >= limit:
+                # Past `limit`: decided only to be counted by the breaker, never acted on.
+                plan.replaces_past_limit += decision.replaces
+                if plan.would_replace > cap:
                     break
+                continue
+            if decision.cancels:
                 acted += 1
             elif order_ids is None and listed_skips >= SKIPPED_LISTED_MAX:
                 plan.omitted[str(decision.reason)] += 1
@@ -114,8 +138,13 @@ def sweep_plan(
             else:
                 listed_skips += 1
             plan.decided.append((snapshot, decision))
+            plan.replaces_decided += decision.replaces
         wide = sweep_wide_skip(gates=state, settings=config)
-        if full or wide is not None or order_ids is not None or len(rows) < batch_size:
+        passed_cap = acted >= limit and plan.would_replace > cap
+        if passed_cap or wide is not None or order_ids is not None or len(rows) < batch_size:
+            break
+        if deadline is not None and clock() > deadline:
+            plan.out_of_time = True
             break
         after = (rows[-1].created_at, rows[-1].pk)
     plan.state = selectors.gates_state(sweep, evidence=plan.evidence)
@@ -129,10 +158,7 @@ def _batch_gather(
     plan: Plan, *, rows: list[Any], sweep: selectors.SweepGates, now: dt.datetime
 ) -> tuple[list[OrderSnapshot], GateState]:
     """The batch's snapshots; its runs and broker evidence added to what the plan holds."""
-    facts = selectors.run_facts_get(r.run_id for r in rows)
-    plan.runs.update({run_id: (f.project_id, f.mode) for run_id, f in facts.items()})
-    snapshots = [selectors.order_snapshot(r, runs=plan.runs) for r in rows]
-    gathered = selectors.evidence_get(orders=snapshots, runs=facts, sweep=sweep, now=now)
+    snapshots, gathered = selectors.orders_with_evidence(rows, runs=plan.runs, sweep=sweep, now=now)
     plan.evidence.update(gathered.orders)
     for key, value in gathered.report.items():
         if isinstance(value, int) and not isinstance(value, bool):
@@ -150,10 +176,14 @@ def _any(filters: Any) -> Q | None:
 
 
 def _held_back_filters(sweep: selectors.SweepGates) -> list[tuple[Reason, Q]]:
-    """Orders that rules 3 and 4 skip whatever else holds, as SQL (rule order kept)."""
+    """Orders that rules 3, 3b and 4 skip whatever else holds, as SQL (rule order kept)."""
     filters: list[tuple[Reason, Q]] = []
     if sweep.halted:
         filters.append((Reason.GUARD_HALTED, _halted_q(sweep.halted)))
+    # Rule 3b for run orders: a run that has not ended owns its orders (few runs are running).
+    unfinished = list(TradeRun.objects.exclude(status__in=TERMINAL_RUN_STATUSES).values_list("id", flat=True))
+    if unfinished:
+        filters.append((Reason.OWNED_BY_BACKEND, Q(run_id__in=unfinished)))
     if sweep.open_orders.available and sweep.open_orders.tags:
         filters.append((Reason.OPEN_AT_BROKER, Q(client_order_id__in=sorted(sweep.open_orders.tags))))
     return filters
@@ -233,4 +263,6 @@ def _held_back_report(
 def _held_back_why(reason: Reason) -> str:
     if reason is Reason.GUARD_HALTED:
         return "its project/mode is halted today"
+    if reason is Reason.OWNED_BY_BACKEND:
+        return "its run has not ended: the run may still send it"
     return "the bridge's open_orders.json lists it"

@@ -25,10 +25,9 @@ from recovery.db.audit_spool import audit_spool_put
 from recovery.db.errors import ErrorKind, error_kind
 from recovery.db.locks import sweep_lock
 from recovery.db.routers import trading_alias
-from recovery.db.transactions import OrderTransactions, order_transactions
-from recovery.exceptions import ConnectionLost
-from recovery.services.order import SweepContext
-from recovery.services.order_write import order_write
+from recovery.db.transactions import order_transactions
+from recovery.services.clock import Clock, SweepClock
+from recovery.services.fresh import FreshWriter
 from recovery.services.plan import sweep_plan
 from recovery.sweep.config import WHOLE_COLUMN, AutoRecoveryConfig
 from recovery.sweep.decisions import (
@@ -38,13 +37,20 @@ from recovery.sweep.decisions import (
     OrderSnapshot,
     Reason,
     candidate_problem,
+    sweep_wide_skip,
 )
 from recovery.sweep.results import LeftAlone, OrderOutcome, SweepResult
 
 logger = logging.getLogger("recovery.sweep")
 
 MSG_NAIVE_NOW = "now must be an aware datetime"
+BREAKER_OPENED, BREAKER_CLOSED = "opened", "closed"
 MSG_BAD_LIMIT = "limit must be a positive whole number"
+MSG_BAD_MAX_SECONDS = "max_seconds must be a positive number of seconds"
+MSG_FIRST_PASS_OUT_OF_TIME = (
+    "the first pass over the stale backlog did not finish within the time budget of {seconds:g} s: "
+    "nothing was cancelled or re-placed (raise --max-seconds, or lower the backlog)"
+)
 
 
 def sweep_run(
@@ -55,12 +61,25 @@ def sweep_run(
     limit: int = 200,
     order_ids: Sequence[int] | None = None,
     confirmed_replacements: int | None = None,
+    clock: Clock | None = None,
+    max_seconds: float | None = None,
 ) -> SweepResult:
     """Decide every stale NEW order (or those of `order_ids`) and, unless dry, act on it.
 
     `confirmed_replacements`: the admin's recovery of selected orders may pass the
     circuit breaker when the operator confirmed exactly this many replacements.
+    `clock`: the moment of each write and re-check under a lock; by default `now`
+    moving on at the pace of real time (services.clock).
+    `max_seconds`: the run's time budget; past it no new order is started and the run
+    ends normally, saying how many it left (`left_for_next_run`). None: no budget.
     """
+    clock = clock or SweepClock(start=now)
+    if max_seconds is not None and (
+        isinstance(max_seconds, bool) or not isinstance(max_seconds, int | float) or not max_seconds > 0
+    ):
+        raise ValueError(MSG_BAD_MAX_SECONDS)
+    started = clock()
+    deadline = None if max_seconds is None else started + dt.timedelta(seconds=max_seconds)
     if now.tzinfo is None:
         raise ValueError(MSG_NAIVE_NOW)
     if type(limit) is not int or limit < 1:
@@ -70,8 +89,18 @@ def sweep_run(
     if order_ids is not None:
         order_ids = sorted(set(order_ids))
         limit = max(limit, len(order_ids))
-    plan = sweep_plan(config=config, now=now, limit=limit, order_ids=order_ids)
+    plan = sweep_plan(
+        config=config, now=now, limit=limit, order_ids=order_ids, clock=clock, deadline=deadline
+    )
     decided = plan.decided
+    # Counted only when this run would re-place something: an idle sweep stays a few queries.
+    # The plan's figure is exact, or past the per-sweep cap (which opens the breaker anyway).
+    last_hour = (
+        selectors.replacements_last_hour(now=now, at_most=config.max_replacements_per_hour)
+        if plan.would_replace
+        else 0
+    )
+    room_this_hour = max(0, config.max_replacements_per_hour - last_hour)
     result = SweepResult(
         sweep_id=uuid.uuid4().hex,
         actor=actor,
@@ -81,35 +110,60 @@ def sweep_run(
         settings_warnings=in_force.warnings,
         gates=plan.report,
         would_replace=plan.would_replace,
+        replaced_last_hour=last_hour,
         omitted=dict(plan.omitted),
         omitted_capped=sorted(plan.omitted_capped),
     )
     _log_settings_warnings(result)
+    assert plan.state is not None
+    wide = sweep_wide_skip(gates=plan.state, settings=config)
+    if wide is not None and wide[0] is Reason.CLOCK_SKEW:
+        result.clock_skew = wide[1]  # rule 1c decided every order alike: the run's outcome says so
+        if not dry_run:  # a preview (the admin's pages) shows it on the page instead
+            logger.error("sweep=%s clocks disagree: %s; nothing was changed", result.sweep_id, wide[1])
     if order_ids is not None:
         result.left_alone = _left_alone(order_ids, found={s.id for s, _ in decided}, config=config, now=now)
+    # Only a sweep over the whole backlog (cron, the API) opens or closes the breaker's state;
+    # the admin's recovery of selected orders weighs only them.
+    whole_backlog = order_ids is None and not dry_run
+    if result.would_replace > room_this_hour:
+        # The rolling hour is never overridden: a burst of re-placed orders makes things worse.
+        return _circuit_open(result, decided, held_back=plan.held_back, clock=clock, tell=whole_backlog)
     if result.would_replace > config.max_replacements_per_sweep:
         if order_ids is not None and confirmed_replacements == result.would_replace:
             result.breaker_overridden = True
         else:
-            return _circuit_open(result, decided, held_back=plan.held_back)
+            return _circuit_open(result, decided, held_back=plan.held_back, clock=clock, tell=whole_backlog)
+    if whole_backlog and selectors.breaker_was_open():
+        result.breaker_changed = BREAKER_CLOSED
+        logger.warning(
+            "sweep=%s circuit breaker closed: %d replacement(s) within max_replacements_per_sweep=%d "
+            "and max_replacements_per_hour=%d; recovery goes on",
+            result.sweep_id,
+            result.would_replace,
+            config.max_replacements_per_sweep,
+            config.max_replacements_per_hour,
+        )
     if dry_run:
         result.orders = [OrderOutcome.of(s.id, s.client_order_id, d) for s, d in decided] + plan.held_back
         return result
-    assert plan.state is not None
-    context = SweepContext(gates=plan.state, config=config, runs=plan.runs, result=result)
+    if plan.out_of_time:
+        # The read-only first pass over the backlog is what the breaker rests on: unfinished,
+        # it proves nothing, so nothing is written.
+        result.out_of_time = MSG_FIRST_PASS_OUT_OF_TIME.format(seconds=max_seconds)
+        result.left_for_next_run = sum(1 for _, d in decided if d.cancels)
+        result.orders = [OrderOutcome.of(s.id, s.client_order_id, d) for s, d in decided if not d.cancels]
+        result.orders.extend(plan.held_back)
+        logger.warning("sweep=%s %s", result.sweep_id, result.out_of_time)
+        return result
+    writer = FreshWriter(
+        plan=plan, config=config, result=result, clock=clock, deadline=deadline, budget_seconds=max_seconds
+    )
     with order_transactions(using=trading_alias()) as transactions:
-        for done, (snapshot, decision) in enumerate(decided):
-            try:
-                outcome = _order_settle(snapshot, decision, context=context, transactions=transactions)
-            except ConnectionLost as exc:
-                # Every later statement would fail too (or hang until its timeout): stop.
-                _connection_lost(result, decided[done:], error=str(exc))
-                break
-            _log_outcome(result.sweep_id, outcome)
-            result.orders.append(outcome)
+        writer.run(transactions)
     result.orders.extend(plan.held_back)
-    if result.cancelled or result.failed or result.connection_lost:
-        _sweep_audit_write(result)
+    if result.cancelled or result.failed or result.connection_lost or result.breaker_changed:
+        _sweep_audit_write(result, now=clock())
     level = logging.INFO if result.cancelled or result.failed else logging.DEBUG
     logger.log(level, "sweep=%s actor=%s %s", result.sweep_id, actor, _counts_text(result))
     return result
@@ -122,9 +176,18 @@ def sweep_run_exclusive(**kwargs: object) -> SweepResult:
 
 
 def _circuit_open(
-    result: SweepResult, decided: list[tuple[OrderSnapshot, Decision]], *, held_back: list[OrderOutcome]
+    result: SweepResult,
+    decided: list[tuple[OrderSnapshot, Decision]],
+    *,
+    held_back: list[OrderOutcome],
+    clock: Clock,
+    tell: bool,
 ) -> SweepResult:
-    """Too many replacements at once means something systemic: touch nothing, say so loudly."""
+    """Too many replacements at once means something systemic: touch nothing, say so loudly,
+    once: when `tell` (a real sweep over the whole backlog) and the last sweep's row had the
+    breaker closed, one error line and one audit row; while it stays open, a warning line.
+    (The admin's run of selected orders and the previews are told on their own pages.)
+    """
     result.circuit_open = True
     result.orders = [
         OrderOutcome.of(
@@ -137,42 +200,28 @@ def _circuit_open(
         )
         for s, d in decided
     ] + held_back
-    logger.error(
-        "sweep=%s circuit breaker open: %d orders would have been re-placed, more than "
-        "max_replacements_per_sweep=%d; nothing was cancelled or re-placed",
+    opened = tell and not selectors.breaker_was_open()
+    if opened:
+        result.breaker_changed = BREAKER_OPENED
+    level = logging.ERROR if opened else logging.WARNING if tell else logging.INFO
+    logger.log(
+        level,
+        "sweep=%s circuit breaker %s: at least %d stale orders would have been re-placed, more than "
+        "max_replacements_per_sweep=%d or, with the %d of the last hour, max_replacements_per_hour=%d; "
+        "nothing was cancelled or re-placed",
         result.sweep_id,
+        "open" if opened or not tell else "still open",
         result.would_replace,
         result.settings.max_replacements_per_sweep,
+        result.replaced_last_hour,
+        result.settings.max_replacements_per_hour,
     )
-    if not result.dry_run:
-        _sweep_audit_write(result)
+    if opened or (not result.dry_run and not tell):
+        _sweep_audit_write(result, now=clock())
     return result
 
 
-def _order_settle(
-    snapshot: OrderSnapshot, decision: Decision, *, context: SweepContext, transactions: OrderTransactions
-) -> OrderOutcome:
-    if not decision.cancels:
-        return OrderOutcome.of(snapshot.id, snapshot.client_order_id, decision)
-    return order_write(snapshot, decision, context=context, transactions=transactions)
-
-
-def _connection_lost(result: SweepResult, rest: list[tuple[OrderSnapshot, Decision]], *, error: str) -> None:
-    result.connection_lost = error
-    result.in_flight = rest[0][0].id
-    result.not_tried = sum(1 for _, d in rest[1:] if d.cancels)
-    logger.error(
-        "sweep=%s lost the database connection (%s): %d order(s) recovered before, order %d in flight, "
-        "%d not tried and left NEW",
-        result.sweep_id,
-        error,
-        result.cancelled,
-        result.in_flight,
-        result.not_tried,
-    )
-
-
-def _sweep_audit_write(result: SweepResult) -> None:
+def _sweep_audit_write(result: SweepResult, *, now: dt.datetime) -> None:
     """One row per sweep that cancelled or failed something (or opened the breaker).
 
     When the database is gone the row is kept in the spool folder instead; the next run
@@ -180,14 +229,14 @@ def _sweep_audit_write(result: SweepResult) -> None:
     """
     entry = AuditEntry(result.actor, ACTION_SWEEP, RESOURCE_SWEEP, None, result.as_dict())
     if result.connection_lost:
-        audit_spool_put(entry, now=result.now)
+        audit_spool_put(entry, now=now)
         return
     try:
         with transaction.atomic(using=trading_alias()):
-            result.audit_id = audit_entries_write([entry], now=result.now)
+            result.audit_id = audit_entries_write([entry], now=now)
     except DatabaseError as exc:
         if error_kind(exc) is ErrorKind.CONNECTION:
-            audit_spool_put(entry, now=result.now)
+            audit_spool_put(entry, now=now)
             return
         # The per-order rows are committed already; losing the summary is bad but
         # must not turn a done sweep into a crash. The log line keeps the facts.
@@ -214,25 +263,6 @@ def _left_alone(
 
 def _counts_text(result: SweepResult) -> str:
     return " ".join(f"{k}={v}" for k, v in result.counts().items())
-
-
-def _log_outcome(sweep_id: str, outcome: OrderOutcome) -> None:
-    head = f"sweep={sweep_id} order={outcome.id} client_order_id={outcome.client_order_id}"
-    if outcome.decision is Action.REPLACE:
-        logger.info(
-            "%s cancelled and re-placed as order=%s client_order_id=%s",
-            head,
-            outcome.replacement_id,
-            outcome.replacement_client_order_id,
-        )
-    elif outcome.decision is Action.CANCEL:
-        logger.info("%s cancelled without replacement: %s", head, outcome.reason)
-    elif outcome.failed:
-        logger.error("%s write failed, order left NEW: %s", head, outcome.detail)
-    elif outcome.reason is Reason.CHANGED_CONCURRENTLY:
-        logger.info("%s left alone: %s", head, outcome.detail)
-    else:
-        logger.debug("%s skipped: %s", head, outcome.reason)
 
 
 def _log_settings_warnings(result: SweepResult) -> None:

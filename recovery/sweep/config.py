@@ -55,6 +55,12 @@ class AutoRecoveryConfig:
     allow_replace_outside_rth: bool = False
     max_replacements_per_sweep: int = 20
     blackout_windows: tuple[BlackoutWindow, ...] = field(default_factory=tuple)
+    # Re-place only an order created on the sweep's New York date: last week's market order
+    # is not what the strategy wants now (rule 7b, stale_intent).
+    replace_same_trading_day_only: bool = True
+    # Rolling breaker: replacements written by every sweep (cron, admin, API, every host) in
+    # the last 60 minutes, counted from the trail; a sweep that would go past it replaces nothing.
+    max_replacements_per_hour: int = 60
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -158,6 +164,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "max_auto_retries": (0, 10),
     "max_price_deviation_pct": (0, 100),
     "max_replacements_per_sweep": (1, 1000),
+    "max_replacements_per_hour": (1, 10000),
 }
 VALIDATORS: dict[str, Callable[[Any], tuple[Any, str | None]]] = {
     "enabled": _check_bool,
@@ -167,6 +174,8 @@ VALIDATORS: dict[str, Callable[[Any], tuple[Any, str | None]]] = {
     "allow_replace_outside_rth": _check_bool,
     "max_replacements_per_sweep": _int_in(*RANGES["max_replacements_per_sweep"]),
     "blackout_windows": _check_windows,
+    "replace_same_trading_day_only": _check_bool,
+    "max_replacements_per_hour": _int_in(*RANGES["max_replacements_per_hour"]),
 }
 KNOWN_KEYS = frozenset(f.name for f in fields(AutoRecoveryConfig))
 assert KNOWN_KEYS == frozenset(VALIDATORS), "every setting needs a validator"
@@ -192,22 +201,75 @@ UNFILLED_VALIDATORS: dict[str, Callable[[Any], tuple[Any, str | None]]] = {
     "unfilled_max_reprices": _int_in(*UNFILLED_RANGES["unfilled_max_reprices"]),
     "unfilled_max_price_deviation_pct": _float_in(*UNFILLED_RANGES["unfilled_max_price_deviation_pct"]),
 }
+# The backend's partial-run auto-resume, read by its trade executor from the same JSON: a
+# run that ends partly filled starts a child run for what is left (on by default, one
+# child). An order this sweep cancels in such a run is part of what is left, one reason a
+# run order belongs to its run until the run has ended (rule 3b). The backend reads a max
+# of 0 as its default 1, so the page offers 1..100 and the switch to turn it off.
+RESUME_DEFAULTS: dict[str, Any] = {
+    "auto_resume_partial_remaining": True,
+    "auto_resume_partial_max_attempts": 1,
+}
+RESUME_RANGES: dict[str, tuple[int, int]] = {"auto_resume_partial_max_attempts": (1, 100)}
+RESUME_VALIDATORS: dict[str, Callable[[Any], tuple[Any, str | None]]] = {
+    "auto_resume_partial_remaining": _check_bool,
+    "auto_resume_partial_max_attempts": _int_in(*RESUME_RANGES["auto_resume_partial_max_attempts"]),
+}
 # Every key the settings page edits as a typed field: the sweep's, then the backend's.
-EDITABLE_VALIDATORS = {**VALIDATORS, **UNFILLED_VALIDATORS}
+BACKEND_DEFAULTS = {**UNFILLED_DEFAULTS, **RESUME_DEFAULTS}
+BACKEND_VALIDATORS = {**UNFILLED_VALIDATORS, **RESUME_VALIDATORS}
+EDITABLE_VALIDATORS = {**VALIDATORS, **BACKEND_VALIDATORS}
 EDITABLE_KEYS = frozenset(EDITABLE_VALIDATORS)
-EDITABLE_RANGES = {**RANGES, **UNFILLED_RANGES}
-assert set(UNFILLED_DEFAULTS) == set(UNFILLED_VALIDATORS), "every backend key needs a default"
+EDITABLE_RANGES = {**RANGES, **UNFILLED_RANGES, **RESUME_RANGES}
+assert set(BACKEND_DEFAULTS) == set(BACKEND_VALIDATORS), "every backend key needs a default"
 
 
-def unfilled_parse(raw: Any) -> dict[str, Any]:
-    """The backend's unfilled_* values as it would use them: defaults for missing or invalid keys."""
-    values = dict(UNFILLED_DEFAULTS)
+def _backend_values(
+    raw: Any, validators: Mapping[str, Callable[[Any], tuple[Any, str | None]]]
+) -> dict[str, Any]:
+    values = {key: BACKEND_DEFAULTS[key] for key in validators}
     if isinstance(raw, Mapping):
-        for key, validate in UNFILLED_VALIDATORS.items():
+        for key, validate in validators.items():
             if key in raw:
                 value, why = validate(raw[key])
                 if why is None:
                     values[key] = value
+    return values
+
+
+def unfilled_parse(raw: Any) -> dict[str, Any]:
+    """The backend's unfilled_* values as it would use them: defaults for missing or invalid keys."""
+    return _backend_values(raw, UNFILLED_VALIDATORS)
+
+
+LOOSE_TRUE, LOOSE_FALSE = (
+    frozenset({"1", "true", "yes", "y", "on"}),
+    frozenset({"0", "false", "no", "n", "off"}),
+)
+
+
+def resume_parse(raw: Any) -> dict[str, Any]:
+    """The backend's auto_resume_partial_* values as its trade executor reads them.
+
+    Looser than the page's own checks (which write a bool and 1..100): a stored "no" or 0
+    switches resuming off there, a stored "3" is 3, anything unreadable is its default,
+    and a max that is 0 or missing is 1. The page shows what the backend will do.
+    """
+    values = dict(RESUME_DEFAULTS)
+    if not isinstance(raw, Mapping):
+        return values
+    flag = raw.get("auto_resume_partial_remaining")
+    if isinstance(flag, bool):
+        values["auto_resume_partial_remaining"] = flag
+    elif isinstance(flag, int | float):
+        values["auto_resume_partial_remaining"] = bool(flag)
+    elif isinstance(flag, str) and flag.strip().lower() in LOOSE_TRUE | LOOSE_FALSE:
+        values["auto_resume_partial_remaining"] = flag.strip().lower() in LOOSE_TRUE
+    try:
+        attempts = int(raw.get("auto_resume_partial_max_attempts") or 1)
+    except (TypeError, ValueError, OverflowError):
+        attempts = 1
+    values["auto_resume_partial_max_attempts"] = max(0, attempts)
     return values
 
 

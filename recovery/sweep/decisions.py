@@ -14,6 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from recovery.db.timestamps import trade_date_for
 from recovery.gates.bridge import symbol_key
 from recovery.gates.evidence import OrderEvidence, submit_command_get
 from recovery.sweep.config import AutoRecoveryConfig
@@ -21,6 +22,20 @@ from recovery.sweep.config import AutoRecoveryConfig
 SIDES = frozenset({"BUY", "SELL"})
 ORDER_TYPES = frozenset({"MKT", "LMT", "ADAPTIVE_LMT", "PEG_MID"})
 LIMIT_LIKE = frozenset({"LMT", "PEG_MID"})
+
+
+# How long the backend's bridge commands live when it writes them (lean_bridge_commands):
+# the stand-in for an expires_at that is missing or unreadable.
+COMMAND_TTL_SECONDS = 120
+
+
+# The backend's finished run statuses (_TERMINAL_RUN_STATUSES): until then a run owns its orders.
+TERMINAL_RUN_STATUSES = frozenset(
+    {"done", "failed", "partial", "blocked", "canceled", "cancelled", "terminated"}
+)
+MSG_RUN_OWNS = "run {run_id} is {status!r}, not finished: the run may still send it"
+MSG_RETRY_OWNS = "params.direct_retry is pending: the backend's direct-order loop will send it"
+MSG_LEADER_OWNS = "a leader submit command is pending: the backend's direct-order loop re-sends it"
 
 
 class Action(StrEnum):
@@ -34,20 +49,25 @@ class Reason(StrEnum):
 
     DISABLED = "disabled"
     BLACKOUT = "blackout"
+    CLOCK_SKEW = "clock_skew"
     IB_UNREACHABLE = "ib_unreachable"
     GUARD_HALTED = "guard_halted"
+    OWNED_BY_BACKEND = "owned_by_backend"
     OPEN_AT_BROKER = "open_at_broker"
     SEEN_BY_BROKER = "seen_by_broker"
     BROKER_EVIDENCE_UNREADABLE = "broker_evidence_unreadable"
     BROKER_EVIDENCE_UNAVAILABLE = "broker_evidence_unavailable"
     SUBMIT_IN_FLIGHT = "submit_in_flight"
+    CLOSED_AT_BROKER = "closed_at_broker"
     INVALID_ORDER = "invalid_order"
     RETRIES_EXHAUSTED = "retries_exhausted"
+    STALE_INTENT = "stale_intent"
     OUTSIDE_RTH = "outside_rth"
     QUOTE_UNAVAILABLE = "quote_unavailable"
     PRICE_DEVIATION = "price_deviation"
     REPLACED = "replaced"
     CIRCUIT_OPEN = "circuit_open"
+    REPLACEMENT_ID_TAKEN = "replacement_id_taken"  # found when writing: cancelled, not re-placed
     CHANGED_CONCURRENTLY = "changed_concurrently"
     WRITE_FAILED = "write_failed"
 
@@ -83,6 +103,7 @@ class OrderSnapshot:
     project_id: int | None = None
     mode: str = "paper"
     run_id: int | None = None
+    run_status: str | None = None  # its run's status as read; None when not looked up
 
 
 @dataclass(frozen=True)
@@ -102,6 +123,10 @@ class GateState:
     in_blackout: bool = False
     halted: frozenset[tuple[int, str]] = frozenset()
     quotes: Mapping[str, float] | None = None  # None: no fresh quotes file
+    # The database's clock minus this host's, in seconds (None: not measured, the embedded
+    # database shares this host's clock); past the tolerance nothing is changed (rule 1c).
+    clock_skew_seconds: float | None = None
+    clock_tolerance_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -154,11 +179,12 @@ def chain_attempts(params: Mapping[str, Any]) -> int | None:
     return attempts
 
 
-def submit_in_flight(order: OrderSnapshot, *, timeout_seconds: int, now: datetime) -> bool:
+def submit_in_flight(order: OrderSnapshot, *, now: datetime) -> bool:
     """Rule 5: a pending submit command the bridge may still execute.
 
-    The bridge executes a command until its expires_at (the backend writes 120 s), whatever
-    the timeout says; without one, requested_at (else the row's updated_at) plus the timeout.
+    The bridge executes a command until its expires_at, whatever new_timeout_seconds says;
+    without a readable one, until requested_at (else the row's updated_at) plus the 120 s
+    the backend writes into every command.
     """
     command = submit_command_get(order.params)
     if command is None or not command.pending:
@@ -166,7 +192,32 @@ def submit_in_flight(order: OrderSnapshot, *, timeout_seconds: int, now: datetim
     if command.expires_at is not None:
         return now < command.expires_at
     requested = command.requested_at or order.updated_at or order.created_at
-    return (now - requested).total_seconds() < timeout_seconds
+    return (now - requested).total_seconds() < COMMAND_TTL_SECONDS
+
+
+def backend_owner(order: OrderSnapshot) -> str | None:
+    """Rule 3b: which of the backend's own ways may still send the order; None when none.
+
+    A run order is its run's until the run has ended: the run may send it from its intent
+    file, its leader dispatch, or a fallback executor that relaunches the whole intent file,
+    and a local cancel stops none of them. A direct order is the backend's direct-order
+    loop's while its retry is pending, or while a leader submit command is pending: the loop
+    sends it again at any age, and a cancel that races it loses.
+    """
+    if order.run_id is not None:
+        status = order.run_status
+        if status is not None and status.strip().lower() not in TERMINAL_RUN_STATUSES:
+            return MSG_RUN_OWNS.format(run_id=order.run_id, status=status)
+        return None
+    retry = order.params.get("direct_retry")
+    if isinstance(retry, Mapping) and retry.get("pending"):  # the loop's own truthiness
+        return MSG_RETRY_OWNS
+    command = order.params.get("submit_command")
+    if isinstance(command, Mapping) and command.get("source") in (None, "leader_command"):
+        parsed = submit_command_get(order.params)
+        if parsed is not None and parsed.pending:
+            return MSG_LEADER_OWNS
+    return None
 
 
 def price_deviation_pct(*, quote: float, limit_price: float) -> Decimal:
@@ -194,16 +245,35 @@ def candidate_problem(
 
 
 def sweep_wide_skip(*, gates: GateState, settings: AutoRecoveryConfig) -> tuple[Reason, str | None] | None:
-    """Rules 1, 1b, 2 and the bridge root: the ones that stop every order of a sweep alike."""
+    """Rules 1, 1b, 1c, 2 and 2b: the ones that stop every order of a sweep alike."""
     if not settings.enabled:
         return Reason.DISABLED, None
     if gates.in_blackout:
         return Reason.BLACKOUT, None
+    skew = clock_skew_text(gates)
+    if skew is not None:
+        return Reason.CLOCK_SKEW, skew
     if not gates.ib_reachable:
         return Reason.IB_UNREACHABLE, None
     if gates.bridge_problem is not None:
         return Reason.BROKER_EVIDENCE_UNAVAILABLE, gates.bridge_problem
     return None
+
+
+def age_text_short(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
+def clock_skew_text(gates: GateState) -> str | None:
+    """Why the two clocks disagree too much to act on ages (rule 1c), or None when they agree."""
+    skew = gates.clock_skew_seconds
+    if skew is None or abs(skew) <= gates.clock_tolerance_seconds:
+        return None
+    ahead = "ahead of" if skew > 0 else "behind"
+    return (
+        f"the database's clock is {abs(skew):.1f} s {ahead} this host's "
+        f"(tolerance {gates.clock_tolerance_seconds:g} s)"
+    )
 
 
 def decide(
@@ -220,8 +290,14 @@ def decide(
     wide = sweep_wide_skip(gates=gates, settings=settings)
     if wide is not None:
         return skip(*wide)
+    if age < -gates.clock_tolerance_seconds:
+        # Written "in the future": a clock or a time zone is wrong, so its age means nothing.
+        return skip(Reason.CLOCK_SKEW, f"created {age_text_short(-age)} after this host's now")
     if order.project_id is not None and (order.project_id, order.mode) in gates.halted:
         return skip(Reason.GUARD_HALTED, f"project {order.project_id} ({order.mode}) is halted")
+    owner = backend_owner(order)
+    if owner is not None:
+        return skip(Reason.OWNED_BY_BACKEND, owner)
     evidence = gates.evidence.get(order.id)
     broker = _broker_objection(order, evidence, settings=settings, now=now)
     if broker is not None:
@@ -229,7 +305,14 @@ def decide(
         return Decision(
             Action.SKIP, reason, detail=detail, evidence=evidence.as_dict() if evidence else None, **base
         )
-    decision = _recovery_decide(order, gates=gates, settings=settings, attempts=attempts, base=base)
+    if evidence is not None and evidence.closed is not None:
+        # Rule 5b: every tag's last event is terminal and nothing was filled. Cancelling
+        # writes down what the broker already did; placing it again is not what anyone asked.
+        detail = f"closed at the broker: {evidence.closed.describe()}"
+        return Decision(
+            Action.CANCEL, Reason.CLOSED_AT_BROKER, detail=detail, evidence=evidence.as_dict(), **base
+        )
+    decision = _recovery_decide(order, gates=gates, settings=settings, attempts=attempts, base=base, now=now)
     if evidence is not None and evidence.submit_rejected and evidence.submit_result is not None:
         # Said where the order's fate is shown: its submit failed, which is why it may go.
         note = f"its submit failed: {evidence.submit_result.describe()}"
@@ -245,6 +328,7 @@ def _recovery_decide(
     settings: AutoRecoveryConfig,
     attempts: int | None,
     base: dict[str, Any],
+    now: datetime,
 ) -> Decision:
     """Rules 6 to 11: the order is stale and the broker does not have it."""
 
@@ -258,6 +342,9 @@ def _recovery_decide(
         return cancel(Reason.RETRIES_EXHAUSTED, "params.auto_recovery.attempts is unreadable")
     if attempts >= settings.max_auto_retries:
         return cancel(Reason.RETRIES_EXHAUSTED, f"{attempts} of {settings.max_auto_retries} used")
+    created_on, today = trade_date_for(order.created_at), trade_date_for(now)
+    if settings.replace_same_trading_day_only and created_on < today:
+        return cancel(Reason.STALE_INTENT, f"created on {created_on}, today is {today} in New York")
     if not gates.market_open and not settings.allow_replace_outside_rth:
         return cancel(Reason.OUTSIDE_RTH)
     quote = _quote_for(order.symbol, gates.quotes)
@@ -286,9 +373,12 @@ def _broker_objection(
         return Reason.BROKER_EVIDENCE_UNAVAILABLE, evidence.unavailable
     if evidence.unreadable:
         return Reason.BROKER_EVIDENCE_UNREADABLE, "; ".join(evidence.unreadable)
+    if evidence.waiting_command is not None:
+        # Written before the order's params name it, or marked superseded: the bridge may run it.
+        return Reason.SUBMIT_IN_FLIGHT, evidence.waiting_command.describe()
     if evidence.submit_rejected:
         return None  # the bridge answered the submit with a failure: nothing is in flight
-    if submit_in_flight(order, timeout_seconds=settings.new_timeout_seconds, now=now):
+    if submit_in_flight(order, now=now):
         return Reason.SUBMIT_IN_FLIGHT, None
     return None
 

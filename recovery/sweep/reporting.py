@@ -4,23 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from recovery.sweep.labels import reason_label
 from recovery.sweep.results import OrderOutcome, SweepResult
 
-COLUMNS = ("id", "client_order_id", "decision", "reason", "age", "try", "quote", "dev%", "replacement")
+# Plain words first (what happens and why), then the code to search the log and trail for.
+COLUMNS = ("id", "client_order_id", "what happens", "reason", "age", "try", "quote", "dev%", "replacement")
 
 
 def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _row(outcome: OrderOutcome) -> tuple[str, ...]:
+def _row(outcome: OrderOutcome, settings: dict[str, Any]) -> tuple[str, ...]:
     replacement = (
         f"{outcome.replacement_id} {outcome.replacement_client_order_id}" if outcome.replacement_id else "-"
     )
+    # The detail (file paths, evidence) goes on its own line at -v 3, not into the table.
+    what = reason_label({**outcome.as_dict(), "detail": None}, settings=settings)
     return (
         str(outcome.id),
         outcome.client_order_id,
-        str(outcome.decision),
+        what,
         str(outcome.reason),
         f"{outcome.age_seconds:.0f}s" if outcome.age_seconds is not None else "-",
         "-" if outcome.attempt is None or outcome.attempt < 0 else str(outcome.attempt),
@@ -105,8 +109,15 @@ def sweep_lines(result: SweepResult, *, verbosity: int = 1) -> list[str]:
             f"CIRCUIT BREAKER OPEN: {result.would_replace} orders would have been re-placed "
             f"(max_replacements_per_sweep={result.settings.max_replacements_per_sweep}); nothing was changed"
         )
+    if result.clock_skew:
+        lines.append(f"CLOCKS APART: {result.clock_skew}; nothing was changed")
+    if result.breaker_changed == "closed":
+        lines.append("circuit breaker closed again: recovery goes on")
+    if result.out_of_time:
+        lines.append(f"OUT OF TIME: {result.out_of_time}")
     if result.orders:
-        lines += _table([COLUMNS, *(_row(o) for o in result.orders)])
+        settings = result.settings.as_dict()
+        lines += _table([COLUMNS, *(_row(o, settings) for o in result.orders)])
         if verbosity >= 3:
             lines += [f"  {o.id}: {o.detail}" for o in result.orders if o.detail]
     for alone in result.left_alone:

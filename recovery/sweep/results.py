@@ -9,6 +9,7 @@ from typing import Any
 from recovery.db.timestamps import iso_utc
 from recovery.sweep.config import AutoRecoveryConfig, SettingsWarning
 from recovery.sweep.decisions import Action, Decision, NotCandidate, Reason
+from recovery.sweep.labels import reason_label
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class SweepResult:
     orders: list[OrderOutcome] = field(default_factory=list)
     left_alone: list[LeftAlone] = field(default_factory=list)
     would_replace: int = 0
+    replaced_last_hour: int = 0  # replacements every sweep wrote in the 60 minutes before this one
     circuit_open: bool = False
     breaker_overridden: bool = False
     audit_id: int | None = None  # the sweep's audit_logs row, when one was written
@@ -103,6 +105,11 @@ class SweepResult:
     connection_lost: str | None = None  # the error that stopped the sweep mid-way
     in_flight: int | None = None  # the order whose write the lost connection cut short
     not_tried: int = 0  # orders due a write after it, never tried
+    clock_skew: str | None = None  # why the clocks disagree, when that stopped the run (rule 1c)
+    breaker_changed: str | None = None  # "opened" / "closed": this run changed the breaker's state
+    out_of_time: str | None = None  # the time budget ran out: what was left, and why
+    left_for_next_run: int = 0  # orders due a write that this run did not start (time budget)
+    evidence_reads_again: int = 0  # reads of the broker's files after the plan's, to stay fresh
 
     @property
     def scanned(self) -> int:
@@ -143,6 +150,7 @@ class SweepResult:
         return dict(sorted(tally.items()))
 
     def as_dict(self) -> dict[str, Any]:
+        settings = self.settings.as_dict()
         return {
             "sweep_id": self.sweep_id,
             "actor": self.actor,
@@ -152,15 +160,27 @@ class SweepResult:
             "reasons": self.reasons(),
             "circuit_open": self.circuit_open,
             "would_replace": self.would_replace,
+            "replaced_last_hour": self.replaced_last_hour,
             "breaker_overridden": self.breaker_overridden,
-            "settings": self.settings.as_dict(),
+            "settings": settings,
             "settings_warnings": [w.as_dict() for w in self.settings_warnings],
             "gates": self.gates,
-            "orders": [o.as_dict() for o in self.orders],
+            "orders": [_labelled(o.as_dict(), settings) for o in self.orders],
             "omitted": dict(sorted(self.omitted.items())),
             "omitted_capped": sorted(self.omitted_capped),
             "left_alone": [a.as_dict() for a in self.left_alone],
             "connection_lost": self.connection_lost,
             "in_flight": self.in_flight,
             "not_tried": self.not_tried,
+            "clock_skew": self.clock_skew,
+            "breaker_changed": self.breaker_changed,
+            "out_of_time": self.out_of_time,
+            "left_for_next_run": self.left_for_next_run,
+            "evidence_reads_again": self.evidence_reads_again,
         }
+
+
+def _labelled(order: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """An order's entry with its plain-words label ("Cancel only: retries used up (1 of 1)")."""
+    order["label"] = reason_label(order, settings=settings)
+    return order

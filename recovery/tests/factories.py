@@ -34,7 +34,7 @@ class TradeRunFactory(TradingFactory):
 
     project_id = factory.Sequence(lambda n: 100 + n)
     mode = "paper"
-    status = "running"
+    status = "done"  # a finished run: its orders are the sweep's (rule 3b)
 
 
 class TradeOrderFactory(TradingFactory):

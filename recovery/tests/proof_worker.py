@@ -71,6 +71,7 @@ def _sweep(args: argparse.Namespace) -> dict[str, Any]:
     from recovery.services import sweep_run
 
     now = dt.datetime.fromisoformat(args.now) if args.now else None
+    written_at = _writes_recorded()
     _warm_up(args, now=now or timezone.now())
     started = time.time()
     result = sweep_run(now=now or timezone.now(), actor=args.actor, limit=args.limit)
@@ -78,9 +79,29 @@ def _sweep(args: argparse.Namespace) -> dict[str, Any]:
         "role": "sweep",
         "actor": args.actor,
         **_result_facts(result),
+        "written_at": written_at,
+        "evidence_reads_again": result.evidence_reads_again,
         "started": started,
         "ended": time.time(),
     }
+
+
+def _writes_recorded() -> dict[int, float]:
+    """When (wall clock, after its commit) each order this process cancelled was written."""
+    from recovery.services import fresh
+    from recovery.sweep.decisions import Action
+
+    written_at: dict[int, float] = {}
+    real = fresh.order_write
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        outcome = real(*args, **kwargs)
+        if outcome.decision in (Action.CANCEL, Action.REPLACE):
+            written_at[outcome.id] = time.time()
+        return outcome
+
+    fresh.order_write = recording
+    return written_at
 
 
 def _admin(args: argparse.Namespace) -> dict[str, Any]:

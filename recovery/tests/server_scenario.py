@@ -20,7 +20,12 @@ from recovery.tests.proof_worker import Process
 from recovery.tests.test_proof_crashes import BROKEN
 
 DATABASE = "tradeops_servers"
-SETTINGS = {"max_replacements_per_sweep": 1000, "allow_replace_outside_rth": True}
+SETTINGS = {
+    "max_replacements_per_sweep": 1000,
+    "max_replacements_per_hour": 10000,
+    "allow_replace_outside_rth": True,
+    "replace_same_trading_day_only": False,
+}
 RUN_SECONDS = 180
 
 

@@ -54,7 +54,9 @@ def fresh_rate_limits() -> Iterator[None]:
 @pytest.fixture
 def trading_rows(bridge) -> None:  # noqa: ANN001
     # allow_replace_outside_rth: the API uses the real clock, whatever the hour of the test.
-    factories.TradeSettingsFactory(auto_recovery={"allow_replace_outside_rth": True})
+    factories.TradeSettingsFactory(
+        auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
+    )
     factories.IbSettingsFactory(api_mode="mock")
 
 
@@ -145,7 +147,11 @@ def test_order_ids_recover_only_those(ops: APIClient) -> None:
 
 def test_an_open_breaker_is_409_and_changes_nothing(ops: APIClient) -> None:
     TradeSettings.objects.update(
-        auto_recovery={"allow_replace_outside_rth": True, "max_replacements_per_sweep": 1}
+        auto_recovery={
+            "allow_replace_outside_rth": True,
+            "replace_same_trading_day_only": False,
+            "max_replacements_per_sweep": 1,
+        }
     )
     orders = [stale(), stale()]
 

@@ -151,11 +151,19 @@ def test_rule_4_stale_open_orders_file_proves_nothing(trading) -> None:
     assert result["gates"]["open_orders"]["problem"] == "too_old"
 
 
+# A direct order's command from the short-lived fallback: not the direct-order loop's (rule 3b).
+SHORT_LIVED = "short_lived_fallback"
+
+
 def test_rule_5_submit_in_flight(trading) -> None:
     requested = (CLOCK - dt.timedelta(seconds=10)).isoformat()
-    order = stale_order(params={"submit_command": {"pending": True, "requested_at": requested}})
-    old = (CLOCK - dt.timedelta(seconds=50)).isoformat()
-    expired = stale_order(params={"submit_command": {"pending": True, "requested_at": old}})
+    order = stale_order(
+        params={"submit_command": {"pending": True, "requested_at": requested, "source": SHORT_LIVED}}
+    )
+    old = (CLOCK - dt.timedelta(seconds=150)).isoformat()  # past the backend's 120 s
+    expired = stale_order(
+        params={"submit_command": {"pending": True, "requested_at": old, "source": SHORT_LIVED}}
+    )
     result = run()
     assert outcome(result, order)["reason"] == "submit_in_flight"
     assert outcome(result, expired)["reason"] == "replaced"
@@ -264,6 +272,37 @@ def test_circuit_breaker_at_the_limit_and_one_past_it(trading) -> None:
     assert len(first) == 2
 
 
+def test_the_breaker_tells_when_it_opens_and_when_it_closes_not_every_minute(trading, caplog) -> None:
+    """Three runs with the breaker open: one error line and one audit row, then warnings only;
+    once the backlog fits again, the run that closes it writes its row and says so.
+    """
+    set_settings(max_replacements_per_sweep=2)
+    for _ in range(3):
+        stale_order()
+    logger = logging.getLogger("recovery")
+    logger.addHandler(caplog.handler)
+    try:
+        for minute in range(3):
+            opened = run(expect_exit=3, now=CLOCK + dt.timedelta(minutes=minute))
+            assert opened["breaker_changed"] == ("opened" if minute == 0 else None)
+        breaker_lines = [r for r in caplog.records if "circuit breaker" in r.getMessage()]
+        assert [r.levelname for r in breaker_lines] == ["ERROR", "WARNING", "WARNING"]
+        assert "still open" in breaker_lines[-1].getMessage()
+        sweep_rows = AuditLog.objects.filter(action=ACTION_SWEEP)
+        assert sweep_rows.count() == 1 and sweep_rows.get().detail["breaker_changed"] == "opened"
+
+        set_settings(max_replacements_per_sweep=5)
+        closed = run(now=CLOCK + dt.timedelta(minutes=3))
+        assert (closed["replaced"], closed["breaker_changed"]) == (3, "closed")
+        assert any("circuit breaker closed" in r.getMessage() for r in caplog.records)
+        assert sweep_rows.count() == 2 and sweep_rows.order_by("-id")[0].detail["breaker_changed"] == "closed"
+        idle = run(now=CLOCK + dt.timedelta(minutes=3, seconds=10))  # the replacements are 10 s old
+        assert (idle["scanned"], idle["breaker_changed"]) == (0, None)
+        assert sweep_rows.count() == 2  # an idle run after the change writes nothing
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
 # --- writing it down ------------------------------------------------------------------
 
 
@@ -346,21 +385,22 @@ def test_replacement_client_order_id_is_cut_to_64_characters(trading) -> None:
     assert len(new_id) == 64 and new_id == "L" * 61 + "-r1"
 
 
-def test_replacement_insert_that_fails_leaves_the_original_new(trading) -> None:
+def test_a_replacement_insert_that_clashes_rolls_its_whole_try_back(trading) -> None:
+    """The first try's cancel and audit row go with its failed insert (one transaction): what
+    remains is only the second try's cancel without a replacement (replacement_id_taken)."""
     order = stale_order(client_order_id="clash")
-    factories.TradeOrderFactory(client_order_id="clash-r1", status="FILLED")
+    holder = factories.TradeOrderFactory(client_order_id="clash-r1", status="FILLED")
     ok = stale_order()
-    result = run(expect_exit=1)
+    result = run()
     entry = outcome(result, order)
-    assert (entry["decision"], entry["reason"]) == ("skip", "write_failed")
-    assert "IntegrityError" in entry["detail"]
-    assert TradeOrder.objects.get(pk=order.pk).status == "NEW"
-    assert not AuditLog.objects.filter(action=ACTION_CANCEL, resource_id=order.pk).exists()
+    assert (entry["decision"], entry["reason"]) == ("cancel", "replacement_id_taken")
+    cancels = AuditLog.objects.filter(action=ACTION_CANCEL, resource_id=order.pk)
+    assert [c.detail["reason"] for c in cancels] == ["replacement_id_taken"]  # none of the first try
+    assert not TradeOrder.objects.filter(client_order_id="clash-r1").exclude(pk=holder.pk).exists()
     assert outcome(result, ok)["reason"] == "replaced"
-    assert (result["failed"], result["cancelled"]) == (1, 1)
+    assert (result["failed"], result["cancelled"], result["replaced"]) == (0, 2, 1)
     sweep = AuditLog.objects.get(action=ACTION_SWEEP)
-    assert sweep.detail["failed"] == 1
-    assert outcome(sweep.detail, order)["reason"] == "write_failed"
+    assert outcome(sweep.detail, order)["reason"] == "replacement_id_taken"
 
 
 # --- bad input --------------------------------------------------------------------------
@@ -482,6 +522,24 @@ def test_an_idle_cron_run_costs_a_few_queries(trading) -> None:
     with CaptureQueriesContext(connections[trading_alias()]) as queries:
         run()
     statements = [q["sql"] for q in queries]
-    # schema check, settings, candidates, lock, heartbeat and its pruning: no scan, no count
-    assert len(statements) <= 12, statements
+    # schema check, settings, the server's clock (rule 1c), candidates, lock, the breaker's
+    # last state, heartbeat and its pruning: no scan, no count
+    assert len(statements) <= 14, statements
     assert not any("COUNT(" in sql.upper() for sql in statements)
+
+
+def test_every_order_says_in_plain_words_what_happens_in_the_json_and_the_table(trading) -> None:
+    stale_order(client_order_id="plain-replaced")
+    stale_order(client_order_id="plain-bad", side="HOLD")
+    result = run("--dry-run")
+    labels = {o["client_order_id"]: o["label"] for o in result["orders"]}
+    assert labels == {
+        "plain-replaced": "Cancel and re-place: nothing stops it",
+        "plain-bad": "Cancel only: the order row is unusable (side 'HOLD' is not BUY or SELL)",
+    }
+    table = text("--dry-run")
+    assert "what happens" in table
+    assert any(
+        "Cancel only: the order row is unusable" in line and "invalid_order" in line
+        for line in table.splitlines()
+    )

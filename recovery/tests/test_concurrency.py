@@ -71,7 +71,13 @@ def in_other_connection(work: Callable[[], Any]) -> Any:
 
 
 def recovery_configured(**auto_recovery: Any) -> None:
-    factories.TradeSettingsFactory(auto_recovery={"max_replacements_per_sweep": 1000, **auto_recovery})
+    factories.TradeSettingsFactory(
+        auto_recovery={
+            "max_replacements_per_sweep": 1000,
+            "max_replacements_per_hour": 10000,
+            **auto_recovery,
+        }
+    )
     factories.IbSettingsFactory(api_mode="mock")
 
 

@@ -22,6 +22,7 @@ from recovery.sweep.config import (
     BlackoutWindow,
     SettingsWarning,
     config_parse,
+    resume_parse,
     unfilled_parse,
 )
 
@@ -33,13 +34,21 @@ DEFAULTS = {
     "allow_replace_outside_rth": False,
     "max_replacements_per_sweep": 20,
     "blackout_windows": [],
+    "replace_same_trading_day_only": True,
+    "max_replacements_per_hour": 60,
 }
-BOOL_KEYS = ("enabled", "allow_replace_outside_rth")
-INT_KEYS = ("new_timeout_seconds", "max_auto_retries", "max_replacements_per_sweep")
+BOOL_KEYS = ("enabled", "allow_replace_outside_rth", "replace_same_trading_day_only")
+INT_KEYS = (
+    "new_timeout_seconds",
+    "max_auto_retries",
+    "max_replacements_per_sweep",
+    "max_replacements_per_hour",
+)
 INT_RANGES = [
     ("new_timeout_seconds", 1, 86400),
     ("max_auto_retries", 0, 10),
     ("max_replacements_per_sweep", 1, 1000),
+    ("max_replacements_per_hour", 1, 10000),
 ]
 FLOAT_KEY = "max_price_deviation_pct"
 
@@ -93,6 +102,8 @@ def test_every_key_valid_and_non_default_applies() -> None:
         "allow_replace_outside_rth": True,
         "max_replacements_per_sweep": 50,
         "blackout_windows": [window("23:45", "00:15")],
+        "replace_same_trading_day_only": False,
+        "max_replacements_per_hour": 500,
     }
     config, warnings = config_parse(raw)
     assert warnings == []
@@ -429,3 +440,27 @@ def test_the_sweep_ignores_unfilled_keys() -> None:
     config, warnings = config_parse({"unfilled_timeout_seconds": "soon", "new_timeout_seconds": 60})
     assert warnings == [] and config.new_timeout_seconds == 60
     assert "unfilled_timeout_seconds" not in config.as_dict()
+
+
+ON, OFF = "auto_resume_partial_remaining", "auto_resume_partial_max_attempts"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, {ON: True, OFF: 1}),
+        ({ON: False}, {ON: False, OFF: 1}),
+        ({ON: "no", OFF: "3"}, {ON: False, OFF: 3}),  # the backend's loose reading
+        ({ON: 0, OFF: 2.7}, {ON: False, OFF: 2}),
+        ({ON: "maybe", OFF: "x"}, {ON: True, OFF: 1}),  # unreadable: its default
+        ({OFF: 0}, {ON: True, OFF: 1}),  # the backend reads 0 as its default 1
+        ({OFF: -5}, {ON: True, OFF: 0}),
+    ],
+)
+def test_resume_keys_read_as_the_backends_trade_executor_reads_them(raw: object, expected: dict) -> None:
+    assert resume_parse(raw) == expected
+
+
+def test_the_sweep_ignores_resume_keys() -> None:
+    config, warnings = config_parse({"auto_resume_partial_remaining": "maybe", "new_timeout_seconds": 60})
+    assert warnings == [] and config.new_timeout_seconds == 60

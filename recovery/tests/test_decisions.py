@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from recovery.db.timestamps import iso_parse as parse_timestamp
-from recovery.gates.evidence import KIND_OPEN_ORDERS, OrderEvidence, Sighting
+from recovery.gates.evidence import KIND_COMMAND_FILE, KIND_EVENT, KIND_OPEN_ORDERS, OrderEvidence, Sighting
 from recovery.sweep.config import AutoRecoveryConfig
 from recovery.sweep.decisions import (
+    TERMINAL_RUN_STATUSES,
     Action,
     Decision,
     GateState,
@@ -38,7 +39,7 @@ def ago(seconds: float) -> datetime:
 
 
 def make_order(**overrides: Any) -> OrderSnapshot:
-    """A stale, valid LMT order of project 7 (paper) that nothing objects to."""
+    """A stale, valid LMT order of project 7 (paper), in run 7 that has ended: nothing objects."""
     values: dict[str, Any] = {
         "id": 101,
         "client_order_id": CLIENT_ID,
@@ -56,6 +57,8 @@ def make_order(**overrides: Any) -> OrderSnapshot:
         "updated_at": ago(120),
         "project_id": 7,
         "mode": "paper",
+        "run_id": 7,
+        "run_status": "done",
     }
     values.update(overrides)
     return OrderSnapshot(**values)
@@ -76,6 +79,11 @@ class EveryOrder(Mapping):
 
     def __len__(self) -> int:
         return 0
+
+
+def closed_at_broker() -> EveryOrder:
+    sighting = Sighting(KIND_EVENT, "/bridge/execution_events.jsonl", tag=CLIENT_ID, status="CANCELED")
+    return EveryOrder(closed=sighting)
 
 
 def listed_open() -> EveryOrder:
@@ -129,12 +137,17 @@ def run(
 TABLE = (
     Reason.DISABLED,
     Reason.BLACKOUT,
+    Reason.CLOCK_SKEW,
     Reason.IB_UNREACHABLE,
+    Reason.BROKER_EVIDENCE_UNAVAILABLE,  # row 2b: the bridge root (4c uses the code per order)
     Reason.GUARD_HALTED,
+    Reason.OWNED_BY_BACKEND,
     Reason.OPEN_AT_BROKER,
     Reason.SUBMIT_IN_FLIGHT,
+    Reason.CLOSED_AT_BROKER,
     Reason.INVALID_ORDER,
     Reason.RETRIES_EXHAUSTED,
+    Reason.STALE_INTENT,
     Reason.OUTSIDE_RTH,
     Reason.QUOTE_UNAVAILABLE,
     Reason.PRICE_DEVIATION,
@@ -152,12 +165,29 @@ def from_row(first: Reason) -> Decision:
     if Reason.SUBMIT_IN_FLIGHT in on:
         params |= pending(requested_at="2026-11-24T14:59:55Z")
     params |= attempts(1 if Reason.RETRIES_EXHAUSTED in on else 0)
-    order = make_order(side="buy" if Reason.INVALID_ORDER in on else "BUY", params=params)
+    created = NOW - timedelta(days=1) if Reason.STALE_INTENT in on else ago(120)
+    run_status = "running" if Reason.OWNED_BY_BACKEND in on else "done"
+    order = make_order(
+        side="buy" if Reason.INVALID_ORDER in on else "BUY",
+        params=params,
+        created_at=created,
+        run_status=run_status,
+    )
     gates = make_gates(
         in_blackout=Reason.BLACKOUT in on,
+        clock_skew_seconds=61.0 if Reason.CLOCK_SKEW in on else 0.2,
         ib_reachable=Reason.IB_UNREACHABLE not in on,
+        bridge_problem="the bridge root /srv/bridge is missing"
+        if Reason.BROKER_EVIDENCE_UNAVAILABLE in on
+        else None,
         halted=frozenset({(7, "paper")}) if Reason.GUARD_HALTED in on else frozenset(),
-        evidence=listed_open() if Reason.OPEN_AT_BROKER in on else EveryOrder(),
+        evidence=(
+            listed_open()
+            if Reason.OPEN_AT_BROKER in on
+            else closed_at_broker()
+            if Reason.CLOSED_AT_BROKER in on
+            else EveryOrder()
+        ),
         market_open=Reason.OUTSIDE_RTH not in on,
         quotes={} if Reason.QUOTE_UNAVAILABLE in on else {"AAPL": 105.0},
     )
@@ -194,8 +224,41 @@ def test_row_1b_blackout_beats_ib_unreachable_and_everything_after() -> None:
     assert_skip(from_row(Reason.BLACKOUT), Reason.BLACKOUT)
 
 
+def test_row_1c_clock_skew_beats_ib_unreachable_and_everything_after() -> None:
+    decision = from_row(Reason.CLOCK_SKEW)
+    assert_skip(decision, Reason.CLOCK_SKEW)
+    assert decision.detail == "the database's clock is 61.0 s ahead of this host's (tolerance 5 s)"
+
+
+@pytest.mark.parametrize(
+    ("skew", "stopped"),
+    [(61.0, True), (-61.0, True), (5.0, False), (-5.0, False), (5.001, True), (-5.001, True), (None, False)],
+)
+def test_row_1c_stops_past_the_tolerance_either_way_and_not_at_it(skew: float | None, stopped: bool) -> None:
+    """Exactly at the tolerance passes; None is the embedded database, read with this host's clock."""
+    decision = run(gates=make_gates(clock_skew_seconds=skew))
+    assert (decision.reason is Reason.CLOCK_SKEW) is stopped
+    if skew is not None and skew < 0 and stopped:
+        assert "behind this host's" in decision.detail
+
+
+def test_an_order_created_in_the_future_past_the_tolerance_is_left_alone() -> None:
+    """A created_at ahead of this host's now (a wrong clock or time zone where it was written):
+    its age means nothing, so it is never taken for stale."""
+    decision = run(make_order(created_at=NOW + timedelta(seconds=60)))
+    assert_skip(decision, Reason.CLOCK_SKEW)
+    assert decision.detail == "created 60 s after this host's now"
+    assert run(make_order(created_at=NOW + timedelta(seconds=4))).reason is not Reason.CLOCK_SKEW
+
+
 def test_row_2_ib_unreachable_beats_guard_halted_and_everything_after() -> None:
     assert_skip(from_row(Reason.IB_UNREACHABLE), Reason.IB_UNREACHABLE)
+
+
+def test_row_2b_a_missing_bridge_root_beats_guard_halted_and_everything_after() -> None:
+    decision = from_row(Reason.BROKER_EVIDENCE_UNAVAILABLE)
+    assert_skip(decision, Reason.BROKER_EVIDENCE_UNAVAILABLE)
+    assert decision.detail == "the bridge root /srv/bridge is missing"
 
 
 def test_row_3_guard_halted_beats_open_at_broker_and_everything_after() -> None:
@@ -204,12 +267,64 @@ def test_row_3_guard_halted_beats_open_at_broker_and_everything_after() -> None:
     assert decision.detail == "project 7 (paper) is halted"
 
 
+def test_row_3b_owned_by_backend_beats_open_at_broker_and_everything_after() -> None:
+    decision = from_row(Reason.OWNED_BY_BACKEND)
+    assert_skip(decision, Reason.OWNED_BY_BACKEND)
+    assert decision.detail == "run 7 is 'running', not finished: the run may still send it"
+
+
+@pytest.mark.parametrize("status", sorted(TERMINAL_RUN_STATUSES) + ["Done", " partial "])
+def test_a_run_that_has_ended_lets_go_of_its_orders(status: str) -> None:
+    assert_replaced(run(make_order(run_status=status)))
+
+
+@pytest.mark.parametrize("status", ["running", "queued", "starting", "weird", ""])
+def test_a_run_that_has_not_ended_owns_its_orders(status: str) -> None:
+    assert_skip(run(make_order(run_status=status)), Reason.OWNED_BY_BACKEND)
+
+
+@pytest.mark.parametrize(
+    ("params", "owned"),
+    [
+        ({"direct_retry": {"pending": True, "reason": "auto_recovery", "count": 0}}, True),
+        ({"direct_retry": {"pending": 1}}, True),
+        ({"direct_retry": {"pending": False}}, False),
+        ({"submit_command": {"pending": True, "source": "leader_command"}}, True),
+        ({"submit_command": {"pending": "true"}}, True),  # no source: the leader's
+        (
+            {
+                "submit_command": {
+                    "pending": True,
+                    "source": "short_lived",
+                    "requested_at": "2026-11-24T14:00:00Z",
+                }
+            },
+            False,
+        ),
+        ({"submit_command": {"pending": False, "source": "leader_command"}}, False),
+    ],
+)
+def test_a_direct_order_is_the_backends_loops_while_it_will_send_it(params: dict, owned: bool) -> None:
+    decision = run(make_order(run_id=None, run_status=None, params=params))
+    if owned:
+        assert_skip(decision, Reason.OWNED_BY_BACKEND)
+    else:
+        assert decision.reason is not Reason.OWNED_BY_BACKEND
+
+
 def test_row_4_open_at_broker_beats_submit_in_flight_and_everything_after() -> None:
     assert_skip(from_row(Reason.OPEN_AT_BROKER), Reason.OPEN_AT_BROKER)
 
 
 def test_row_5_submit_in_flight_beats_invalid_order_and_everything_after() -> None:
     assert_skip(from_row(Reason.SUBMIT_IN_FLIGHT), Reason.SUBMIT_IN_FLIGHT)
+
+
+def test_row_5b_closed_at_broker_cancels_without_a_replacement_and_beats_invalid_order() -> None:
+    decision = from_row(Reason.CLOSED_AT_BROKER)
+    assert_cancel(decision, Reason.CLOSED_AT_BROKER)
+    assert decision.detail.startswith("closed at the broker: CANCELED event")
+    assert decision.evidence["closed"]["status"] == "CANCELED"
 
 
 def test_row_6_invalid_order_cancels_and_beats_retries_exhausted_and_everything_after() -> None:
@@ -223,6 +338,31 @@ def test_row_7_retries_exhausted_cancels_and_beats_outside_rth_and_everything_af
     assert_cancel(decision, Reason.RETRIES_EXHAUSTED)
     assert decision.attempt == 1
     assert decision.detail == "1 of 1 used"
+
+
+def test_row_7b_stale_intent_cancels_an_order_of_an_earlier_day_and_beats_outside_rth() -> None:
+    decision = from_row(Reason.STALE_INTENT)
+    assert_cancel(decision, Reason.STALE_INTENT)
+    assert decision.detail == "created on 2026-11-23, today is 2026-11-24 in New York"
+
+
+@pytest.mark.parametrize(
+    ("created", "now", "same_day_only", "reason"),
+    [
+        # Two minutes old, but created before midnight in New York (UTC's date is the same).
+        ("2026-11-25T04:59:00Z", "2026-11-25T05:01:00Z", True, Reason.STALE_INTENT),
+        ("2026-11-25T04:59:00Z", "2026-11-25T05:01:00Z", False, Reason.REPLACED),
+        # Hours old in UTC's yesterday, but today in New York.
+        ("2026-11-24T23:00:00Z", "2026-11-25T04:00:00Z", True, Reason.REPLACED),
+    ],
+)
+def test_stale_intent_counts_days_in_new_york(
+    created: str, now: str, same_day_only: bool, reason: Reason
+) -> None:
+    order = make_order(created_at=parse_timestamp(created), order_type="MKT", limit_price=None)
+    settings = make_settings(replace_same_trading_day_only=same_day_only, allow_replace_outside_rth=True)
+    decision = decide(order, gates=make_gates(market_open=False), settings=settings, now=parse_timestamp(now))
+    assert decision.reason is reason
 
 
 def test_row_8_outside_rth_cancels_and_beats_quote_unavailable() -> None:
@@ -296,35 +436,50 @@ def test_open_at_broker_when_the_evidence_lists_the_order() -> None:
 # --- row 5: a submit in flight ---------------------------------------------------------------
 
 
-def test_pending_submit_younger_than_the_timeout_is_in_flight() -> None:
-    decision = run(make_order(params=pending(requested_at="2026-11-24T14:59:16Z")))  # 44 s ago
+def test_pending_submit_younger_than_the_commands_lifetime_is_in_flight() -> None:
+    decision = run(make_order(params=pending(requested_at="2026-11-24T14:58:01Z")))  # 119 s ago
     assert_skip(decision, Reason.SUBMIT_IN_FLIGHT)
 
 
-def test_pending_submit_as_old_as_the_timeout_is_not_in_flight() -> None:
-    assert_replaced(run(make_order(params=pending(requested_at="2026-11-24T14:59:15Z"))))  # 45 s
+def test_pending_submit_as_old_as_the_commands_lifetime_is_not_in_flight() -> None:
+    assert_replaced(run(make_order(params=pending(requested_at="2026-11-24T14:58:00Z"))))  # 120 s
     assert_replaced(run(make_order(params=pending(requested_at="2026-11-24T14:00:00Z"))))
 
 
-def test_in_flight_window_follows_new_timeout_seconds() -> None:
-    order = make_order(params=pending(requested_at="2026-11-24T14:58:00Z"))  # 120 s ago
-    assert_replaced(run(order, settings=make_settings(new_timeout_seconds=120)))
-    assert_skip(run(order, settings=make_settings(new_timeout_seconds=121)), Reason.SUBMIT_IN_FLIGHT)
+@pytest.mark.parametrize("timeout", [10, 45, 600])
+def test_the_in_flight_window_is_the_backends_120_s_whatever_new_timeout_seconds_says(timeout: int) -> None:
+    young = make_order(params=pending(requested_at="2026-11-24T14:58:30Z"), created_at=ago(900))  # 90 s
+    assert_skip(run(young, settings=make_settings(new_timeout_seconds=timeout)), Reason.SUBMIT_IN_FLIGHT)
+
+
+def test_an_expires_at_decides_when_it_can_be_read() -> None:
+    later = make_order(params=pending(requested_at="2026-11-24T14:00:00Z", expires_at="2026-11-24T15:00:05Z"))
+    assert_skip(run(later), Reason.SUBMIT_IN_FLIGHT)
+    gone = make_order(params=pending(requested_at="2026-11-24T14:59:50Z", expires_at="2026-11-24T14:59:59Z"))
+    assert_replaced(run(gone))
+
+
+@pytest.mark.parametrize("expires_at", ["soon", "2026-13-01T00:00:00Z", 5, ["x"], ""])
+def test_an_unreadable_expires_at_means_requested_at_plus_120_s(expires_at: Any) -> None:
+    young = make_order(params=pending(requested_at="2026-11-24T14:58:30Z", expires_at=expires_at))
+    assert_skip(run(young), Reason.SUBMIT_IN_FLIGHT)
+    old = make_order(params=pending(requested_at="2026-11-24T14:57:00Z", expires_at=expires_at))
+    assert_replaced(run(old))
 
 
 def test_requested_at_with_an_offset_is_converted_to_utc() -> None:
     # 09:59:50 at -05:00 is 10 s ago; read as naive UTC it would be five hours old.
     young = make_order(params=pending(requested_at="2026-11-24T09:59:50-05:00"))
     assert_skip(run(young), Reason.SUBMIT_IN_FLIGHT)
-    # 15:59:00 at +01:00 is 60 s ago; read as naive UTC it would lie in the future.
-    old = make_order(params=pending(requested_at="2026-11-24T15:59:00+01:00"))
+    # 15:57:00 at +01:00 is 180 s ago; read as naive UTC it would lie in the future.
+    old = make_order(params=pending(requested_at="2026-11-24T15:57:00+01:00"))
     assert_replaced(run(old))
 
 
 def test_naive_requested_at_is_utc() -> None:
     assert_skip(run(make_order(params=pending(requested_at="2026-11-24T14:59:50"))), Reason.SUBMIT_IN_FLIGHT)
-    # 60 s old as UTC; read as New York time it would lie five hours in the future.
-    assert_replaced(run(make_order(params=pending(requested_at="2026-11-24T14:59:00"))))
+    # 180 s old as UTC; read as New York time it would lie five hours in the future.
+    assert_replaced(run(make_order(params=pending(requested_at="2026-11-24T14:57:00"))))
 
 
 @pytest.mark.parametrize("requested_at", [None, "", "yesterday", "2026-13-01T00:00:00Z", 1764000000, ["x"]])
@@ -334,7 +489,7 @@ def test_missing_or_unusable_requested_at_falls_back_to_updated_at(requested_at:
         del params["submit_command"]["requested_at"]
     young = make_order(params=params, updated_at=ago(10))
     assert_skip(run(young), Reason.SUBMIT_IN_FLIGHT)
-    old = make_order(params=params, updated_at=ago(60))
+    old = make_order(params=params, updated_at=ago(180))
     assert_replaced(run(old))
 
 
@@ -342,17 +497,37 @@ def test_missing_or_unusable_requested_at_falls_back_to_updated_at(requested_at:
 def test_requested_at_out_of_datetime_range_falls_back_to_updated_at(requested_at: str) -> None:
     params = pending(requested_at=requested_at)
     assert_skip(run(make_order(params=params, updated_at=ago(10))), Reason.SUBMIT_IN_FLIGHT)
-    assert_replaced(run(make_order(params=params, updated_at=ago(60))))
+    assert_replaced(run(make_order(params=params, updated_at=ago(180))))
 
 
 def test_without_requested_at_or_updated_at_created_at_stands_in() -> None:
-    order = make_order(params=pending(), updated_at=None, created_at=ago(120))
-    assert not submit_in_flight(order, timeout_seconds=45, now=NOW)
-    assert submit_in_flight(order, timeout_seconds=121, now=NOW)
+    assert not submit_in_flight(make_order(params=pending(), updated_at=None, created_at=ago(120)), now=NOW)
+    assert submit_in_flight(make_order(params=pending(), updated_at=None, created_at=ago(119)), now=NOW)
 
 
-@pytest.mark.parametrize("flag", ["true", 1, "yes", None, False])
-def test_only_a_json_true_pending_counts(flag: Any) -> None:
+def test_a_waiting_command_file_holds_the_order_whatever_its_params_say() -> None:
+    waiting = Sighting(
+        KIND_COMMAND_FILE, "/bridge/commands/c1.json", tag=CLIENT_ID, time="2026-11-24T15:01:00Z"
+    )
+    superseded = {"submit_command": {"pending": False, "status": "superseded", "command_id": "c1"}}
+    decision = run(
+        make_order(params=superseded), gates=make_gates(evidence=EveryOrder(waiting_command=waiting))
+    )
+    assert_skip(decision, Reason.SUBMIT_IN_FLIGHT)
+    assert decision.detail == (
+        "submit command /bridge/commands/c1.json for tag 'run7-AAPL-BUY-1', "
+        "which the bridge may run until 2026-11-24T15:01:00Z"
+    )
+
+
+@pytest.mark.parametrize("flag", [True, "true", "TRUE", 1, "1", "yes", " on ", "y"])
+def test_pending_as_the_backend_reads_it_counts(flag: Any) -> None:
+    params = {"submit_command": {"pending": flag, "requested_at": "2026-11-24T14:59:55Z"}}
+    assert_skip(run(make_order(params=params, updated_at=ago(5))), Reason.SUBMIT_IN_FLIGHT)
+
+
+@pytest.mark.parametrize("flag", [None, False, "false", 0, "0", "off", "weird", [], 1.0])
+def test_pending_the_backend_reads_as_false_does_not(flag: Any) -> None:
     params = {"submit_command": {"pending": flag, "requested_at": "2026-11-24T14:59:55Z"}}
     assert_replaced(run(make_order(params=params, updated_at=ago(5))))
 
@@ -729,12 +904,17 @@ def test_reason_codes_are_the_strings_of_the_design() -> None:
     assert [r.value for r in TABLE] + ["replaced"] == [
         "disabled",
         "blackout",
+        "clock_skew",
         "ib_unreachable",
+        "broker_evidence_unavailable",
         "guard_halted",
+        "owned_by_backend",
         "open_at_broker",
         "submit_in_flight",
+        "closed_at_broker",
         "invalid_order",
         "retries_exhausted",
+        "stale_intent",
         "outside_rth",
         "quote_unavailable",
         "price_deviation",

@@ -239,7 +239,13 @@ def deployment(django_db_blocker, tmp_path_factory: pytest.TempPathFactory) -> I
 
 def trading_rows_seed(deployment: Deployment) -> None:
     """As root, what the backend would have written: settings, IB in mock mode."""
-    settings_json = json.dumps({"allow_replace_outside_rth": True, "unfilled_timeout_seconds": 600})
+    settings_json = json.dumps(
+        {
+            "allow_replace_outside_rth": True,
+            "replace_same_trading_day_only": False,
+            "unfilled_timeout_seconds": 600,
+        }
+    )
     with deployment.trading.cursor() as cursor:
         cursor.execute(
             "INSERT INTO trade_settings (risk_defaults, execution_data_source, auto_recovery)"

@@ -7,6 +7,7 @@ was read. On MariaDB: deadlocks and other errors injected into the conditional c
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import pytest
@@ -14,7 +15,7 @@ from django.db import connections
 
 from recovery import selectors
 from recovery.db.audit import ACTION_CANCEL, ACTION_SWEEP
-from recovery.db.models import AuditLog, SweepRun, TradeOrder
+from recovery.db.models import AuditLog, SweepRun, TradeOrder, TradeRun, TradeSettings
 from recovery.db.routers import trading_alias
 from recovery.db.transactions import order_transactions
 from recovery.ops.runs import sweep_run_recorded
@@ -37,7 +38,8 @@ def decided_now(order: TradeOrder) -> tuple:
     result = SweepResult(
         sweep_id="late", actor="t", dry_run=False, now=CLOCK, settings=config, settings_warnings=[], gates={}
     )
-    return snapshot, decision, SweepContext(gates=gates.state, config=config, runs={}, result=result)
+    context = SweepContext(gates=gates.state, config=config, runs={}, result=result, clock=lambda: CLOCK)
+    return snapshot, decision, context
 
 
 def write(snapshot, decision, context):  # noqa: ANN001, ANN201
@@ -46,6 +48,33 @@ def write(snapshot, decision, context):  # noqa: ANN001, ANN201
 
 
 # --- both engines ---------------------------------------------------------------------
+
+
+def test_a_run_that_started_again_before_the_lock_keeps_its_order(trading) -> None:  # noqa: ANN001
+    """Rule 3b again under the row lock, with the run's status as it is at that moment."""
+    run = factories.TradeRunFactory(status="done")
+    order = stale_order(client_order_id="resumed", run_id=run.pk)
+    snapshot, decision, context = decided_now(order)
+    assert decision.action is Action.REPLACE
+    TradeRun.objects.filter(pk=run.pk).update(status="running")
+    outcome = write(snapshot, decision, context)
+    assert (outcome.decision, outcome.reason) == (Action.SKIP, Reason.CHANGED_CONCURRENTLY)
+    assert "owned_by_backend" in outcome.detail
+    assert TradeOrder.objects.get(pk=order.pk).status == "NEW"
+
+
+def test_the_replacements_attempt_comes_from_the_row_as_locked_not_the_earlier_read(trading) -> None:  # noqa: ANN001
+    """Between the read and the lock another writer moved the order one step along its chain."""
+    TradeSettings.objects.update(auto_recovery={"max_auto_retries": 3})
+    order = stale_order(client_order_id="chain-0")
+    snapshot, decision, context = decided_now(order)
+    assert decision.attempt == 0
+    chain = {"attempts": 1, "root_order_id": 7, "root_client_order_id": "chain"}
+    TradeOrder.objects.filter(pk=order.pk).update(params={"auto_recovery": chain})
+    outcome = write(snapshot, decision, context)
+    assert (outcome.decision, outcome.replacement_client_order_id) == (Action.REPLACE, "chain-r2")
+    replacement = TradeOrder.objects.get(pk=outcome.replacement_id)
+    assert replacement.params["auto_recovery"]["attempts"] == 2
 
 
 def test_an_order_another_sweep_recovered_first_is_changed_concurrently_naming_it(trading) -> None:  # noqa: ANN001
@@ -66,6 +95,29 @@ def test_an_order_another_sweep_recovered_first_is_changed_concurrently_naming_i
     assert late.replacement_id is None  # not this sweep's replacement
     assert TradeOrder.objects.filter(client_order_id__startswith="won-elsewhere").count() == 2
     assert AuditLog.objects.filter(action=ACTION_CANCEL).count() == 1
+
+
+def test_an_order_whose_replacement_id_is_taken_is_cancelled_once_not_failed_every_minute(trading) -> None:  # noqa: ANN001
+    """Someone else's row holds `<id>-r1` already: the insert can never succeed, so the order is
+    cancelled without a replacement (its evidence passed like any other cancel), saying whose
+    id it is; the next run has nothing left to fail on. (Before: write_failed, exit 1, forever.)
+    """
+    order = stale_order(client_order_id="taken")
+    holder = factories.TradeOrderFactory(client_order_id="taken-r1", status="FILLED", filled_quantity=10)
+    result = sweep_run(now=CLOCK, actor="test")
+    (outcome,) = result.orders
+    assert (outcome.decision, outcome.reason) == (Action.CANCEL, Reason.REPLACEMENT_ID_TAKEN)
+    assert (
+        outcome.detail == f"taken-r1 is order {holder.pk} already (FILLED): cancelled without a replacement"
+    )
+    assert result.failed == 0 and result.replaced == 0
+    order.refresh_from_db()
+    assert (
+        order.status == "CANCELED" and order.params["auto_recovery"]["last_reason"] == "replacement_id_taken"
+    )
+    assert TradeOrder.objects.count() == 2
+    assert AuditLog.objects.get(action=ACTION_CANCEL).detail["reason"] == "replacement_id_taken"
+    assert sweep_run(now=CLOCK + dt.timedelta(seconds=1), actor="test").scanned == 0
 
 
 def test_an_order_the_broker_acknowledged_meanwhile_is_changed_concurrently_saying_so(trading) -> None:  # noqa: ANN001
@@ -97,7 +149,9 @@ def test_an_order_deleted_meanwhile_is_changed_concurrently(trading) -> None:  #
 
 @pytest.fixture
 def faults(committed_db, bridge):  # noqa: ANN001, ANN201
-    factories.TradeSettingsFactory(auto_recovery={"allow_replace_outside_rth": True})
+    factories.TradeSettingsFactory(
+        auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
+    )
     factories.IbSettingsFactory(api_mode="mock")
     with faults_installed() as installed:
         yield installed
@@ -190,15 +244,20 @@ def test_a_conflict_while_the_executor_acknowledges_the_order_is_not_a_failure(f
 
 
 @pytest.mark.mysql
-def test_one_recovered_order_costs_five_round_trips(committed_db, bridge) -> None:  # noqa: ANN001
-    """Lock, cancel, replacement, audit rows, COMMIT: no SET autocommit around each order."""
-    factories.TradeSettingsFactory(auto_recovery={"allow_replace_outside_rth": True})
+@pytest.mark.parametrize("in_a_run", [False, True])
+def test_one_recovered_order_costs_five_round_trips(committed_db, bridge, in_a_run: bool) -> None:  # noqa: ANN001
+    """Lock, cancel, replacement, audit rows, COMMIT: no SET autocommit around each order, and
+    for a run's order no read of its own for the run's status (it comes with the lock)."""
+    factories.TradeSettingsFactory(
+        auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
+    )
     factories.IbSettingsFactory(api_mode="mock")
+    run_id = factories.TradeRunFactory(status="done").pk if in_a_run else None
 
     def questions_for(count: int) -> int:
         TradeOrder.objects.all().delete()
         for i in range(count):
-            stale_order(age=100 + i)
+            stale_order(age=100 + i, run_id=run_id)
         with connections[trading_alias()].cursor() as cursor:
             cursor.execute("SHOW SESSION STATUS LIKE 'Questions'")
             before = int(cursor.fetchone()[1])

@@ -57,11 +57,12 @@ DEFAULTS = AutoRecoveryConfig()
 
 # --- docs/design.md's settings table, as an oracle -------------------------------------------
 
-BOOL_KEYS = frozenset({"enabled", "allow_replace_outside_rth"})
+BOOL_KEYS = frozenset({"enabled", "allow_replace_outside_rth", "replace_same_trading_day_only"})
 INT_RANGES = {
     "new_timeout_seconds": (1, 86400),
     "max_auto_retries": (0, 10),
     "max_replacements_per_sweep": (1, 1000),
+    "max_replacements_per_hour": (1, 10000),
 }
 FLOAT_RANGES = {"max_price_deviation_pct": (0, 100)}
 HOURS = frozenset(f"{h:02d}" for h in range(24))
@@ -441,6 +442,7 @@ def decide_cases(draw: st.DrawFn) -> DecideCase:
         events=[],
         results=[],
         unavailable=None,
+        tolerance=dt.timedelta(seconds=300),
     )
     gates = GateState(
         ib_reachable=not draw(rarely()),
@@ -506,6 +508,26 @@ def broker_tags_oracle(row: dict[str, Any], params: dict[str, Any]) -> set[str]:
     return tags
 
 
+def owned_oracle(row: dict[str, Any]) -> bool:
+    """Rule 3b for a row without a run (its run's status is not looked up here): the backend's
+    direct-order loop sends it while its retry is pending (any truthy value) or a leader
+    submit command is pending as the backend reads the word."""
+    params = row["params"] if type(row["params"]) is dict else {}
+    if row.get("run_id") is not None:
+        return False
+    retry = params.get("direct_retry")
+    if type(retry) is dict and retry.get("pending"):
+        return True
+    command = params.get("submit_command")
+    if type(command) is not dict or command.get("source") not in (None, "leader_command"):
+        return False
+    flag = command.get("pending")
+    words = {"1", "true", "yes", "y", "on"}
+    return flag is True or (
+        type(flag) is not bool and flag is not None and str(flag).strip().lower() in words
+    )
+
+
 def chain_attempts_oracle(params: Any) -> int | None:
     recovery = params.get("auto_recovery") if type(params) is dict else None
     if type(recovery) is not dict or "attempts" not in recovery:
@@ -528,6 +550,10 @@ def test_decide_never_raises_and_replaces_only_valid_rows(case: DecideCase) -> N
     if early is not None:
         assert (decision.action, decision.reason) == (Action.SKIP, early)
         return
+    if owned_oracle(case.row):
+        assert (decision.action, decision.reason) == (Action.SKIP, Reason.OWNED_BY_BACKEND)
+        return
+    assert decision.reason is not Reason.OWNED_BY_BACKEND
     if case.in_flight is not None:
         if case.in_flight:
             assert (decision.action, decision.reason) == (Action.SKIP, Reason.SUBMIT_IN_FLIGHT)
@@ -564,6 +590,7 @@ OPEN_GATES = GateState(
             events=[],
             results=[],
             unavailable=None,
+            tolerance=dt.timedelta(seconds=300),
         )
     },
     quotes={},

@@ -32,7 +32,12 @@ SEED = 20261128
 
 def recovery_configured() -> None:
     factories.TradeSettingsFactory(
-        auto_recovery={"max_replacements_per_sweep": 1000, "allow_replace_outside_rth": True}
+        auto_recovery={
+            "max_replacements_per_sweep": 1000,
+            "max_replacements_per_hour": 10000,
+            "allow_replace_outside_rth": True,
+            "replace_same_trading_day_only": False,
+        }
     )
     factories.IbSettingsFactory(api_mode="mock")
 

@@ -138,7 +138,9 @@ def orders_create(rng: random.Random, *, now: dt.datetime) -> dict[int, str]:
         elif kind == "invalid":
             fields.update(rng.choice([{"side": "HOLD"}, {"quantity": 0.0}, {"order_type": "LMT"}]))
         elif kind == "submit_in_flight":
-            fields["params"] = {"submit_command": {"pending": True, "requested_at": requested}}
+            # From the short-lived fallback: a leader command would make it the backend's (3b).
+            command = {"pending": True, "requested_at": requested, "source": "short_lived_fallback"}
+            fields["params"] = {"submit_command": command}
         elif kind == "acknowledged":
             fields["ib_order_id"] = 5_000_000 + i
         elif kind == "filled":
@@ -255,7 +257,9 @@ def test_killed_runs_leave_no_broken_chain_and_a_normal_run_finishes(
     factories.TradeSettingsFactory(
         auto_recovery={
             "max_replacements_per_sweep": 1000,
+            "max_replacements_per_hour": 10000,
             "allow_replace_outside_rth": True,  # the command reads the real clock
+            "replace_same_trading_day_only": False,  # an hour back may be yesterday in New York
             "new_timeout_seconds": 600,  # replacements made here never turn stale meanwhile
         }
     )
@@ -281,10 +285,20 @@ def test_killed_runs_leave_no_broken_chain_and_a_normal_run_finishes(
         aimed = f"{waited}{plan.delay:.3f} s"
         print(f"kill {kills:2d}: --limit {limit:2d}, aimed {plan.aim} ({aimed}): {landing}, {counts}")
         kills += 1
+    # Where a random kill lands inside an order's transaction is luck (3 of 24 here); one
+    # kill lands there every time: held inside an order's transaction, after its cancel
+    # and its replacement's insert, before its audit rows and its commit.
+    bridge_refresh(bridge, kinds)
+    inside = kill_inside_a_transaction(pack)
+    landed["inside a transaction"] += inside["rows_modified"] >= 1
+    print(f"kill {kills:2d}: held inside an order's transaction: {inside}, {invariants_check()}")
 
     finish_and_assert(pack, bridge, kinds)
-    print(f"calibration {timing}; {kills} kills landed: {dict(landed)}")
+    print(f"calibration {timing}; {kills + 1} kills landed: {dict(landed)}")
     assert all(landed[p] for p in PHASES), landed
+    # Killed with the order's cancel applied, uncommitted; after it: NEW, nothing written.
+    # (`torn`, an id gap, shows only when that order was to be re-placed: its insert's id.)
+    assert inside["rows_modified"] >= 1 and inside["written"] == 0 and inside["order_status"] == "NEW", inside
 
 
 def kill_once(pack: Pack, name: str, *, limit: int, plan: KillPlan) -> dict[str, Any]:
@@ -321,6 +335,82 @@ def kill_after(run: Process, plan: KillPlan) -> float:
         run.popen.send_signal(signal.SIGKILL)
         run.popen.wait()
     return time.monotonic() - started
+
+
+HOLD_TRIGGER = f"""
+CREATE TRIGGER test_hold_before_audit BEFORE INSERT ON audit_logs FOR EACH ROW
+BEGIN
+  IF NEW.action = '{ACTION_CANCEL}' AND (SELECT armed FROM test_hold LIMIT 1) = 1 THEN
+    UPDATE test_hold SET held_order = NEW.resource_id;
+    DO SLEEP(600);
+  END IF;
+END
+"""
+
+
+def kill_inside_a_transaction(pack: Pack) -> dict[str, Any]:
+    """SIGKILL a run while its first order's audit insert is held by a trigger.
+
+    By then the order is locked, cancelled and its replacement inserted, none of it
+    committed. The client dies; the server's thread sleeps on until told (it would notice
+    the dead socket only at its next read): KILL ends it, and the transaction rolls back.
+    """
+    with connections[trading_alias()].cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS test_hold")
+        # MyISAM: what the trigger notes outlives the rollback.
+        cursor.execute("CREATE TABLE test_hold (armed INT NOT NULL, held_order INT NULL) ENGINE=MyISAM")
+        cursor.execute("INSERT INTO test_hold VALUES (1, NULL)")
+        cursor.execute("DROP TRIGGER IF EXISTS test_hold_before_audit")
+        cursor.execute(HOLD_TRIGGER)
+    try:
+        before_ids, before_cancels = connection_ids(), audit_rows()
+        run = pack.manage("held", "auto_recover", "--json", "--limit", "5")
+        held = held_connection(run)
+        with connections[trading_alias()].cursor() as cursor:
+            # What the held transaction has changed, uncommitted: the cancel at least (and the
+            # replacement's insert when the order was to be re-placed).
+            cursor.execute(
+                "SELECT trx_rows_modified FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = %s",
+                [held],
+            )
+            row = cursor.fetchone()
+            rows_modified = row[0] if row else 0
+        run.popen.send_signal(signal.SIGKILL)
+        run.popen.wait()
+        with connections[trading_alias()].cursor() as cursor:
+            # The held statement locks test_hold (MyISAM, a table lock) until it ends.
+            cursor.execute(f"KILL {held}")
+            server_forgot(before_ids)
+            cursor.execute("UPDATE test_hold SET armed = 0")
+            cursor.execute("SELECT held_order FROM test_hold")  # noted by the trigger
+            (order_id,) = cursor.fetchone()
+        order_status = TradeOrder.objects.get(pk=order_id).status
+        written = audit_rows() - before_cancels
+        return {"written": written, "rows_modified": rows_modified, "torn": id_gaps() > 0,
+                "order_status": order_status, "order_id": order_id}  # fmt: skip
+    finally:
+        with connections[trading_alias()].cursor() as cursor:
+            cursor.execute("DROP TRIGGER IF EXISTS test_hold_before_audit")
+            cursor.execute("DROP TABLE IF EXISTS test_hold")
+
+
+def held_connection(run: Process) -> int:
+    """The id of the run's connection once the trigger holds it."""
+    name = connections[trading_alias()].settings_dict["NAME"]
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        assert run.popen.poll() is None, f"the run ended before it was held:\n{run.stderr()[-2000:]}"
+        with connections[trading_alias()].cursor() as cursor:
+            cursor.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND STATE = 'User sleep'"
+                " AND INFO LIKE 'DO SLEEP(600)%%'",
+                [name],
+            )
+            row = cursor.fetchone()
+        if row is not None:
+            return row[0]
+        time.sleep(0.005)
+    raise AssertionError("the run was never held inside an order's transaction")
 
 
 def finish_and_assert(pack: Pack, bridge: Any, kinds: dict[int, str]) -> None:

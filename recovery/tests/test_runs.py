@@ -19,6 +19,7 @@ from recovery.db.routers import trading_alias
 from recovery.ops.runs import heartbeat_prune, sweep_run_recorded
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order
+from recovery.tests.faults import faults_installed
 
 pytestmark = pytest.mark.django_db
 
@@ -64,10 +65,15 @@ def test_ok_run_records_counts_and_reasons(trading) -> None:
     assert run.reasons == {"invalid_order": 1, "open_at_broker": 1, "replaced": 1}
 
 
-def test_failed_run_is_recorded_failed(trading) -> None:
-    stale_order(client_order_id="dup")
-    factories.TradeOrderFactory(client_order_id="dup-r1", status="FILLED")
-    command(expect=1)
+@pytest.mark.mysql
+def test_failed_run_is_recorded_failed(committed_db, bridge) -> None:  # noqa: ANN001
+    """A write the server refuses (an injected trigger error, no conflict): exit 1, recorded."""
+    factories.TradeSettingsFactory(auto_recovery={})
+    factories.IbSettingsFactory(api_mode="mock")
+    order = stale_order(client_order_id="refused")
+    with faults_installed() as faults:
+        faults.add(order.pk, times=1, errno=1644)
+        command(expect=1)
     assert (last().outcome, last().failed) == ("failed", 1)
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db import IntegrityError, transaction
 
-from recovery.db.models import TradeOrder
+from recovery.db.audit import ACTION_SWEEP
+from recovery.db.models import AuditLog, TradeOrder, TradeSettings
 from recovery.db.routers import trading_alias
+from recovery.db.timestamps import iso_utc
+from recovery.services import sweep_run
 from recovery.services.order import _replacement_create, order_cancel_conditional
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, stale_order
@@ -66,3 +71,41 @@ def test_a_replacement_copies_the_order_and_starts_new() -> None:
     )  # fmt: skip
     assert row.created_at == row.updated_at == CLOCK
     assert row.params["auto_recovery"] == made.chain and made.chain["origin_order_id"] == original.pk
+
+
+def test_every_write_is_stamped_at_its_own_moment_never_the_sweeps_start(trading, settings) -> None:  # noqa: ANN001
+    """A replacement written 18 s into a sweep is 0 s old, not 18: the next sweep, 0.14 s after
+    the last write with a 10 s timeout, leaves it alone (stamped at the sweep's start, it
+    would look 18 s stale and be cancelled: two live orders had the executor just sent it).
+
+    The sweep's clock is injected: it decides at CLOCK, reaches its first write 18 s later
+    (a long sweep) and moves a second at each reading after that (whole seconds: the
+    backend's DATETIME columns keep no fraction).
+    """
+    TradeSettings.objects.update(auto_recovery={"new_timeout_seconds": 10})
+    # A second at every reading would age the first pass's read past the 5 s bound and add
+    # readings for reads again (test_fresh_picture covers those): here only the stamps count.
+    settings.AUTO_RECOVER_FRESH_SECONDS = 3600
+    originals = [stale_order(client_order_id=f"stamp-{i}", age=300) for i in range(3)]
+    readings: list[dt.datetime] = []
+
+    def clock() -> dt.datetime:
+        readings.append(CLOCK + dt.timedelta(seconds=18 + len(readings)))
+        return readings[-1]
+
+    first = sweep_run(now=CLOCK, actor="test", clock=clock)
+    assert (first.cancelled, first.replaced) == (3, 3)
+    rows = {o.client_order_id: o for o in TradeOrder.objects.all()}
+    for original in originals:
+        cancelled, replacement = rows[original.client_order_id], rows[f"{original.client_order_id}-r1"]
+        written = cancelled.updated_at
+        assert written in readings and written == replacement.created_at == replacement.updated_at
+        assert replacement.params["auto_recovery"]["triggered_at"] == iso_utc(written)
+        stamps = AuditLog.objects.filter(resource_id__in=[cancelled.pk, replacement.pk])
+        assert set(stamps.values_list("created_at", flat=True)) == {written}
+    assert len({rows[f"{o.client_order_id}-r1"].created_at for o in originals}) == 3  # one moment each
+    assert AuditLog.objects.get(action=ACTION_SWEEP).created_at == readings[-1]
+
+    second = sweep_run(now=readings[-1] + dt.timedelta(seconds=0.14), actor="test")
+    assert (second.scanned, second.cancelled) == (0, 0)
+    assert TradeOrder.objects.filter(client_order_id__endswith="-r1", status="NEW").count() == 3

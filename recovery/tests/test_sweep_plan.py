@@ -8,7 +8,9 @@ import io
 import pytest
 from django.core.management import call_command
 
-from recovery.db.models import TradeOrder
+from recovery import selectors
+from recovery.db.audit import ACTION_REPLACE
+from recovery.db.models import AuditLog, TradeOrder, TradeSettings
 from recovery.services import sweep_run
 from recovery.services.plan import HELD_BACK_COUNT_MAX, HELD_BACK_LISTED_MAX, SKIPPED_LISTED_MAX, sweep_plan
 from recovery.sweep.config import AutoRecoveryConfig
@@ -123,7 +125,14 @@ def test_skips_past_the_listing_bound_are_counted(trading, settings, monkeypatch
     monkeypatch.setattr("recovery.services.plan.SKIPPED_LISTED_MAX", 3)
     for i in range(5):
         stale_order(
-            age=600 - i, params={"submit_command": {"pending": True, "expires_at": "2026-11-24T17:00:00Z"}}
+            age=600 - i,
+            params={
+                "submit_command": {
+                    "pending": True,
+                    "expires_at": "2026-11-24T17:00:00Z",
+                    "source": "short_lived_fallback",
+                }
+            },
         )
     healthy = stale_order(age=100)
     result = sweep_run(now=CLOCK, actor="test", limit=10)
@@ -179,3 +188,104 @@ def test_the_commands_text_says_what_it_did_not_list(trading, monkeypatch) -> No
     assert "also skipped, not listed: guard_halted 5+" in text  # 25 counted, 20 of them listed
     assert "broker evidence: 1 folder(s), 0 event file(s), 0 KiB read" in text
     assert "scanned 26  cancelled 1  replaced 1  skipped 25  failed 0" in text
+
+
+def test_limit_does_not_walk_past_the_circuit_breaker(trading) -> None:
+    """100 stuck orders, at most 20 re-placed per sweep: `--limit 20` five times re-places none.
+
+    The breaker weighs the whole stale backlog, not the `limit` orders a run would act on.
+    """
+    TradeSettings.objects.update(auto_recovery={"max_replacements_per_sweep": 20})
+    for i in range(100):
+        stale_order(age=3600 - i)
+    for _ in range(5):
+        result = sweep_run(now=CLOCK, actor="test", limit=20)
+        assert result.circuit_open and (result.cancelled, result.replaced) == (0, 0)
+        assert result.would_replace == 21  # counting stops once the cap is passed
+    assert TradeOrder.objects.filter(status="NEW").count() == 100
+
+
+def test_a_backlog_within_the_cap_is_worked_off_limit_by_limit(trading) -> None:
+    TradeSettings.objects.update(auto_recovery={"max_replacements_per_sweep": 20})
+    for i in range(20):
+        stale_order(age=3600 - i)
+    done = [sweep_run(now=CLOCK, actor="test", limit=8).replaced for _ in range(3)]
+    assert done == [8, 8, 4]
+    assert TradeOrder.objects.filter(status="NEW", client_order_id__endswith="-r1").count() == 20
+
+
+def test_orders_of_a_run_still_running_never_hold_healthy_ones_back(trading) -> None:
+    """Rule 3b in SQL: a running run's orders are left out of the query, counted and listed."""
+    running = factories.TradeRunFactory(project_id=7, status="running").pk
+    owned = [stale_order(age=3600 - i, run_id=running) for i in range(30)]
+    healthy = [stale_order(age=120 - i) for i in range(3)]
+    result = sweep_run(now=CLOCK, actor="test", limit=5)
+    assert {o.id for o in result.orders if o.decision == "replace"} == {o.pk for o in healthy}
+    assert result.reasons() == {"owned_by_backend": 30, "replaced": 3}
+    listed = [o for o in result.orders if o.reason is Reason.OWNED_BY_BACKEND]
+    assert len(listed) == HELD_BACK_LISTED_MAX and listed[0].id == owned[0].pk
+    assert (
+        listed[0].detail
+        == "left out of this run's candidate query: its run has not ended: the run may still send it"
+    )
+    assert TradeOrder.objects.filter(pk__in=[o.pk for o in owned], status="NEW").count() == 30
+
+
+def replacements_written(count: int, *, ago: dt.timedelta) -> None:
+    """Replacement audit rows as earlier sweeps (any host, the admin, the API) left them."""
+    for _ in range(count):
+        factories.AuditLogFactory(action=ACTION_REPLACE, actor="auto_recover", created_at=CLOCK - ago)
+
+
+@pytest.mark.parametrize(
+    ("ago", "opens"), [(dt.timedelta(minutes=10), True), (dt.timedelta(minutes=61), False)]
+)
+def test_the_rolling_hour_counts_every_replacement_written_in_the_last_60_minutes(
+    trading, ago: dt.timedelta, opens: bool
+) -> None:
+    TradeSettings.objects.update(auto_recovery={"max_replacements_per_hour": 60})
+    replacements_written(50, ago=ago)
+    for i in range(20):
+        stale_order(age=3600 - i)
+    result = sweep_run(now=CLOCK, actor="test", limit=200)
+    assert result.circuit_open is opens
+    assert result.replaced == (0 if opens else 20)
+    assert result.replaced_last_hour == (50 if opens else 0)
+
+
+def test_the_admins_confirmation_passes_the_per_sweep_cap_but_never_the_hour(trading) -> None:
+    TradeSettings.objects.update(
+        auto_recovery={"max_replacements_per_sweep": 5, "max_replacements_per_hour": 20}
+    )
+    orders = [stale_order(age=3600 - i).pk for i in range(8)]
+    confirmed = sweep_run(now=CLOCK, actor="admin:ops", order_ids=orders, confirmed_replacements=8)
+    assert (confirmed.breaker_overridden, confirmed.replaced) == (True, 8)
+    more = [stale_order(age=3000 - i).pk for i in range(13)]
+    refused = sweep_run(now=CLOCK, actor="admin:ops", order_ids=more, confirmed_replacements=13)
+    assert refused.circuit_open and refused.replaced == 0 and refused.replaced_last_hour == 8
+
+
+def test_the_rolling_hour_reads_only_the_newest_replace_rows(trading) -> None:  # noqa: ANN001
+    """Past the cap the exact figure changes nothing, so only the newest `at_most` rows are read:
+    70 replacements from two hours ago and 5 from the last hour count 5; 70 in the hour, 60."""
+
+    def replaced(count: int, at: dt.datetime) -> None:
+        AuditLog.objects.bulk_create(
+            [
+                AuditLog(
+                    actor="t",
+                    action=ACTION_REPLACE,
+                    resource_type="trade_order",
+                    resource_id=i,
+                    detail={},
+                    created_at=at,
+                )
+                for i in range(count)
+            ]  # fmt: skip
+        )
+
+    replaced(70, CLOCK - dt.timedelta(hours=2))
+    replaced(5, CLOCK - dt.timedelta(minutes=10))
+    assert selectors.replacements_last_hour(now=CLOCK, at_most=60) == 5
+    replaced(70, CLOCK - dt.timedelta(minutes=5))
+    assert selectors.replacements_last_hour(now=CLOCK, at_most=60) == 60

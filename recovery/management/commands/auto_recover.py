@@ -35,8 +35,11 @@ EXIT_CODES = {
     Outcome.COULD_NOT_RUN: 2,
     Outcome.CIRCUIT_OPEN: 3,
     Outcome.CONNECTION_LOST: 4,
+    Outcome.CLOCK_SKEW: 5,
 }
+DEFAULT_MAX_SECONDS = 50.0
 MSG_FAILED = "{failed} order(s) could not be written and stay NEW; see the log and the sweep's audit row"
+MSG_CLOCK_SKEW = "clocks disagree: {why}; nothing was changed (fix NTP on this host or the database's)"
 MSG_CIRCUIT = "circuit breaker open: {count} orders would have been re-placed; nothing was changed"
 
 
@@ -47,6 +50,16 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if not 1 <= value <= 100_000:
         raise argparse.ArgumentTypeError(f"{value} is outside 1..100000")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0..86400 seconds (0 excluded)")
     return value
 
 
@@ -62,6 +75,13 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=positive_int, default=200, help="orders per run (default 200)")
         parser.add_argument("--json", action="store_true", dest="as_json", help="one JSON object on stdout")
         parser.add_argument(
+            "--max-seconds",
+            type=positive_seconds,
+            default=DEFAULT_MAX_SECONDS,
+            help=f"time budget: past it no new order is started (default {DEFAULT_MAX_SECONDS:g}, "
+            "inside cron's minute)",
+        )
+        parser.add_argument(
             "--metrics-file",
             type=Path,
             help="write Prometheus metrics here (node_exporter textfile collector)",
@@ -75,6 +95,7 @@ class Command(BaseCommand):
         as_json: bool,
         verbosity: int,
         metrics_file: Path | None = None,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
         now: dt.datetime | None = None,
         **options: Any,
     ) -> None:
@@ -83,7 +104,12 @@ class Command(BaseCommand):
             self._show(self._dry_run(now=now, limit=limit), as_json=as_json, verbosity=verbosity)
             return
         report = sweep_run_recorded(
-            now=now, actor=ACTOR_COMMAND, exclusive=True, check_schema=True, limit=limit
+            now=now,
+            actor=ACTOR_COMMAND,
+            exclusive=True,
+            check_schema=True,
+            limit=limit,
+            max_seconds=max_seconds,
         )
         if report.outcome not in (Outcome.COULD_NOT_RUN, Outcome.CONNECTION_LOST):
             heartbeat_prune(now=now)
@@ -123,5 +149,7 @@ class Command(BaseCommand):
             raise CommandError(MSG_CIRCUIT.format(count=result.would_replace), returncode=code)
         if report.outcome is Outcome.CONNECTION_LOST:
             raise CommandError(report.message, returncode=code)
+        if report.outcome is Outcome.CLOCK_SKEW:
+            raise CommandError(MSG_CLOCK_SKEW.format(why=result.clock_skew), returncode=code)
         if report.outcome is Outcome.FAILED:
             raise CommandError(MSG_FAILED.format(failed=result.failed), returncode=code)
