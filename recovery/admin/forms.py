@@ -32,9 +32,10 @@ from recovery.sweep.config import (
     EDITABLE_KEYS,
     EDITABLE_RANGES,
     EDITABLE_VALIDATORS,
+    RESUME_DEFAULTS,
     UNFILLED_DEFAULTS,
-    UNFILLED_VALIDATORS,
     VALIDATORS,
+    AutoRecoveryConfig,
     blackout_window_parse,
 )
 
@@ -84,6 +85,15 @@ def _number(key: str, *, step: int | str) -> forms.NumberInput:
     return forms.NumberInput(attrs={"min": low, "max": high, "step": step})
 
 
+# Keys written only when stored or not at their default (a missing key means its default).
+WRITTEN_WHEN_SET: dict[str, Any] = {
+    "replace_same_trading_day_only": AutoRecoveryConfig().replace_same_trading_day_only,
+    "max_replacements_per_hour": AutoRecoveryConfig().max_replacements_per_hour,
+    **UNFILLED_DEFAULTS,
+    **RESUME_DEFAULTS,
+}
+
+
 class AutoRecoverySettingsForm(forms.ModelForm):
     enabled = forms.BooleanField(
         required=False,
@@ -114,12 +124,27 @@ class AutoRecoverySettingsForm(forms.ModelForm):
         help_text="When off, outside NYSE regular hours (holidays and early closes included) "
         "stale orders are cancelled but not re-placed.",
     )
+    replace_same_trading_day_only = forms.BooleanField(
+        required=False,
+        label="Re-place only orders of today",
+        help_text="When on, an order created before today's date in New York is cancelled but not "
+        "re-placed: last week's order is not what the strategy wants now.",
+    )
     max_replacements_per_sweep = forms.IntegerField(
         label="Max replacements per sweep",
         widget=_number("max_replacements_per_sweep", step=1),
         help_text=(
             "Circuit breaker (1 to 1000): a sweep that would re-place more orders than this "
             "cancels and re-places nothing, and says so loudly."
+        ),
+    )
+    max_replacements_per_hour = forms.IntegerField(
+        label="Max replacements per hour",
+        widget=_number("max_replacements_per_hour", step=1),
+        help_text=(
+            "Rolling breaker (1 to 10000): replacements written by every sweep, host, admin and API "
+            "in the last 60 minutes; a sweep that would go past it replaces nothing. The admin's "
+            "confirmation passes the per-sweep cap, never this one."
         ),
     )
     blackout_windows = forms.CharField(
@@ -154,6 +179,19 @@ class AutoRecoverySettingsForm(forms.ModelForm):
         widget=_number("unfilled_max_price_deviation_pct", step="any"),
         help_text="The backend's live execution: re-price only within this percentage of the "
         "original limit (0 to 100; default 1.5).",
+    )
+    auto_resume_partial_remaining = forms.BooleanField(
+        required=False,
+        label="Resume partly filled runs",
+        help_text="The backend's trade executor: when a run ends partly filled (some orders filled, "
+        "others cancelled or rejected), start a child run for what is left (default on). An order "
+        "the sweep cancels in such a run is part of what is left.",
+    )
+    auto_resume_partial_max_attempts = forms.IntegerField(
+        label="Resumes per run",
+        widget=_number("auto_resume_partial_max_attempts", step=1),
+        help_text="The backend's trade executor: at most this many child runs per run (1 to 100; "
+        "default 1). The backend reads 0 as 1: to stop resuming, untick the box above.",
     )
     other_keys = forms.CharField(
         required=False,
@@ -251,14 +289,15 @@ class AutoRecoverySettingsForm(forms.ModelForm):
     def auto_recovery_values(self) -> dict[str, Any]:
         """The typed values as JSON (blackout windows as [{"start", "end"}]).
 
-        The backend's unfilled_* keys are written only when stored already or set to
-        something other than their default: a missing key means its default to the backend.
+        The backend's unfilled_* keys, and the sweep's keys added since the first settings
+        (replace_same_trading_day_only), are written only when stored already or set to
+        something other than their default: a missing key means its default.
         """
         stored = self.instance.auto_recovery if isinstance(self.instance.auto_recovery, dict) else {}
-        values = {key: self.cleaned_data[key] for key in VALIDATORS}
-        for key in UNFILLED_VALIDATORS:
+        values = {key: self.cleaned_data[key] for key in VALIDATORS if key not in WRITTEN_WHEN_SET}
+        for key, default in WRITTEN_WHEN_SET.items():
             value = self.cleaned_data[key]
-            if key in stored or value != UNFILLED_DEFAULTS[key]:
+            if key in stored or value != default:
                 values[key] = value
         return values
 

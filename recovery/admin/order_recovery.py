@@ -7,6 +7,7 @@ returns to the changelist with its filters kept.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.db.models import QuerySet
@@ -85,6 +86,7 @@ class RecoveryActionMixin(admin.ModelAdmin):
                     actor=actor,
                     order_ids=order_ids,
                     confirmed_replacements=int(confirmed) if selected and confirmed.isdigit() else None,
+                    max_seconds=settings.RECOVERY_API_MAX_SECONDS,  # a web request, like the API's
                 )
                 self._report(request, report, shown=request.POST.get("shown_decisions"))
                 # The action posted to the changelist's own URL, filters and all (delete_selected).

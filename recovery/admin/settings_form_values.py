@@ -14,7 +14,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from recovery.sweep.config import EDITABLE_KEYS, BlackoutWindow, config_parse, unfilled_parse
+from recovery.sweep.config import EDITABLE_KEYS, BlackoutWindow, config_parse, resume_parse, unfilled_parse
 
 MSG_OTHERS_JSON = "Not valid JSON: {error}."
 MSG_OTHERS_OBJECT = 'Must be a JSON object ({{"key": value, ...}}); write {{}} for no other key.'
@@ -55,6 +55,7 @@ def form_values(stored: Any) -> dict[str, Any]:
     values: dict[str, Any] = config.as_dict()
     values["blackout_windows"] = blackout_windows_text(config.blackout_windows)
     values.update(unfilled_parse(stored))
+    values.update(resume_parse(stored))
     values["other_keys"] = other_keys_text(stored)
     values["digest"] = auto_recovery_digest(stored)
     values["shown"] = json.dumps(stored, sort_keys=True, separators=(",", ":"))

@@ -19,10 +19,12 @@ from recovery.db.models import TradeSettings
 from recovery.services.settings import auto_recovery_settings_update
 from recovery.sweep.config import (
     EDITABLE_KEYS,
+    RESUME_VALIDATORS,
     UNFILLED_VALIDATORS,
     VALIDATORS,
     WHOLE_COLUMN,
     config_parse,
+    resume_parse,
     unfilled_parse,
 )
 
@@ -30,6 +32,7 @@ from recovery.sweep.config import (
 # the stored value as the page showed it (for the refused-save diff).
 TYPED_FIELDS = (*VALIDATORS, "digest", "shown")
 UNFILLED_FIELDS = tuple(UNFILLED_VALIDATORS)
+RESUME_FIELDS = tuple(RESUME_VALIDATORS)
 MSG_NOT_OBJECT = (
     "The stored auto_recovery is not a JSON object ({kind}), so the sweep uses the defaults. "
     "The fields below show the defaults; saving writes a fresh object from them, replacing "
@@ -94,6 +97,7 @@ class TradeSettingsAdmin(admin.ModelAdmin):
     ordering = ("-id",)
     readonly_fields = (
         "unfilled_in_force",
+        "resume_in_force",
         "id",
         "execution_data_source",
         "risk_defaults_pretty",
@@ -117,6 +121,7 @@ class TradeSettingsAdmin(admin.ModelAdmin):
         editable = self.has_change_permission(request, obj)
         typed = TYPED_FIELDS if editable else ("settings_in_force",)
         unfilled = UNFILLED_FIELDS if editable else ("unfilled_in_force",)
+        resume = RESUME_FIELDS if editable else ("resume_in_force",)
         return [
             (None, {"fields": ("id", "execution_data_source", "created_at", "updated_at")}),
             ("Auto-recovery sweep", {"fields": problem + typed}),
@@ -126,6 +131,14 @@ class TradeSettingsAdmin(admin.ModelAdmin):
                     "fields": unfilled,
                     "description": "Read by the backend's live execution algorithm for orders the "
                     "broker has but does not fill; the sweep does not use them.",
+                },
+            ),
+            (
+                "Backend: runs that end partly filled",
+                {
+                    "fields": resume,
+                    "description": "Read by the backend's trade executor when a run ends partly filled; "
+                    "the sweep does not use them, but leaves a run's orders alone until the run has ended.",
                 },
             ),
             (
@@ -221,3 +234,7 @@ class TradeSettingsAdmin(admin.ModelAdmin):
     @admin.display(description="backend settings in force")
     def unfilled_in_force(self, obj: TradeSettings) -> SafeString:
         return _pretty(unfilled_parse(obj.auto_recovery))
+
+    @admin.display(description="backend settings in force")
+    def resume_in_force(self, obj: TradeSettings) -> SafeString:
+        return _pretty(resume_parse(obj.auto_recovery))

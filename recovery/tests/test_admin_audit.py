@@ -27,7 +27,9 @@ CHANGELIST = "admin:recovery_auditlog_changelist"
 @pytest.fixture
 def swept(bridge) -> dict:  # noqa: ANN001
     """A sweep by an admin over two stale orders, and some older unrelated rows."""
-    factories.TradeSettingsFactory(auto_recovery={"allow_replace_outside_rth": True})
+    factories.TradeSettingsFactory(
+        auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
+    )
     factories.IbSettingsFactory(api_mode="mock")
     created = timezone.now() - dt.timedelta(minutes=5)
     orders = [

@@ -38,7 +38,9 @@ def user_with(django_user_model, username: str, *codenames: str):  # noqa: ANN00
 @pytest.fixture
 def setup(bridge) -> None:  # noqa: ANN001
     # allow_replace_outside_rth: the admin uses the real clock, whatever the hour of the test.
-    factories.TradeSettingsFactory(auto_recovery={"allow_replace_outside_rth": True})
+    factories.TradeSettingsFactory(
+        auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
+    )
     factories.IbSettingsFactory(api_mode="mock")
 
 
@@ -174,7 +176,11 @@ def test_run_recovery_sweep_button_previews_then_runs_everything(ops: Client) ->
 
 def test_selected_orders_may_pass_the_breaker_only_with_the_confirmed_number(ops: Client) -> None:
     TradeSettings.objects.update(
-        auto_recovery={"allow_replace_outside_rth": True, "max_replacements_per_sweep": 1}
+        auto_recovery={
+            "allow_replace_outside_rth": True,
+            "replace_same_trading_day_only": False,
+            "max_replacements_per_sweep": 1,
+        }
     )
     orders = [stale() for _ in range(2)]
     ids = [o.pk for o in orders]
@@ -193,7 +199,11 @@ def test_selected_orders_may_pass_the_breaker_only_with_the_confirmed_number(ops
 
 def test_the_sweep_button_never_passes_the_breaker(ops: Client) -> None:
     TradeSettings.objects.update(
-        auto_recovery={"allow_replace_outside_rth": True, "max_replacements_per_sweep": 1}
+        auto_recovery={
+            "allow_replace_outside_rth": True,
+            "replace_same_trading_day_only": False,
+            "max_replacements_per_sweep": 1,
+        }
     )
     orders = [stale() for _ in range(2)]
     page = ops.get(reverse(SWEEP))
@@ -267,9 +277,9 @@ def test_a_page_costs_the_same_queries_whatever_its_rows(ops: Client, django_ass
     with django_assert_num_queries(few):
         ops.get(reverse(CHANGELIST))
     # 5 for the list (session, user, two permission reads, capped count... rows), 1 for the
-    # replacements, 4 for the page's one dry run (settings, ib_settings, today's halts,
-    # candidates).
-    assert few <= 11
+    # replacements, 5 for the page's one dry run (settings, ib_settings, today's halts, the
+    # replacements of the last hour for the rolling breaker, candidates).
+    assert few <= 12
 
 
 def test_count_is_capped_and_never_a_full_count(ops: Client) -> None:
@@ -291,7 +301,10 @@ def test_count_is_capped_and_never_a_full_count(ops: Client) -> None:
         page = ops.get(reverse(CHANGELIST))
     assert page.context["cl"].result_count == 1000
     assert b"Counting stops at 1000" in page.content
-    counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
+    # The orders' counts (the rolling breaker's count of the hour's replacements has its own cap).
+    counts = [
+        q["sql"] for q in queries if "COUNT(" in q["sql"].upper() and "TRADE_ORDERS" in q["sql"].upper()
+    ]
     assert counts and all("LIMIT 1000" in sql.upper() for sql in counts)
 
 
@@ -352,7 +365,11 @@ def test_preview_puts_what_happens_first_with_the_orders_facts(ops: Client) -> N
         client_order_id="pv-1", symbol="MSFT", side="SELL", quantity=7, order_type="LMT", limit_price=50.0
     )
     TradeSettings.objects.update(
-        auto_recovery={"allow_replace_outside_rth": True, "max_price_deviation_pct": 0}
+        auto_recovery={
+            "allow_replace_outside_rth": True,
+            "replace_same_trading_day_only": False,
+            "max_price_deviation_pct": 0,
+        }
     )
     page = action_post(ops, [order.pk])
     body = page.content.decode()
@@ -379,7 +396,11 @@ def test_preview_warns_when_open_orders_is_missing_and_orders_are_about_to_chang
 
 def test_breaker_open_shows_each_orders_would_be_fate_and_asks_at_the_checkbox(ops: Client) -> None:
     TradeSettings.objects.update(
-        auto_recovery={"allow_replace_outside_rth": True, "max_replacements_per_sweep": 1}
+        auto_recovery={
+            "allow_replace_outside_rth": True,
+            "replace_same_trading_day_only": False,
+            "max_replacements_per_sweep": 1,
+        }
     )
     ids = [stale(client_order_id=f"br-{i}").pk for i in range(2)]
     page = action_post(ops, ids)

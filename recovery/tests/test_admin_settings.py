@@ -29,7 +29,15 @@ from recovery.db.audit import ACTION_SETTINGS_UPDATE, RESOURCE_SETTINGS
 from recovery.db.models import AuditLog, TradeSettings
 from recovery.db.routers import trading_alias
 from recovery.services.settings import auto_recovery_settings_update
-from recovery.sweep.config import RANGES, UNFILLED_RANGES, UNFILLED_VALIDATORS, VALIDATORS, WHY_INT, WHY_RANGE
+from recovery.sweep.config import (
+    RANGES,
+    UNFILLED_RANGES,
+    UNFILLED_VALIDATORS,
+    VALIDATORS,
+    WHY_INT,
+    WHY_RANGE,
+    AutoRecoveryConfig,
+)
 from recovery.tests import factories
 
 TYPED_KEYS = (
@@ -97,16 +105,21 @@ def post_data(digest: str, **overrides: Any) -> dict[str, Any]:
         "max_auto_retries": 2,
         "max_price_deviation_pct": 2.5,
         "allow_replace_outside_rth": False,
+        "replace_same_trading_day_only": True,
         "max_replacements_per_sweep": 30,
+        "max_replacements_per_hour": 60,
         "blackout_windows": "23:45-00:15, 09:25-09:35",
         "unfilled_timeout_seconds": 300,
         "unfilled_reprice_interval_seconds": 0,
         "unfilled_max_reprices": 0,
         "unfilled_max_price_deviation_pct": 1.5,
+        "auto_resume_partial_remaining": True,
+        "auto_resume_partial_max_attempts": 1,
         **overrides,
     }
     data = {key: value for key, value in values.items() if value is not False}
-    for key in ("enabled", "allow_replace_outside_rth"):
+    for key in ("enabled", "allow_replace_outside_rth", "replace_same_trading_day_only",
+                "auto_resume_partial_remaining"):  # fmt: skip
         if data.get(key) is True:
             data[key] = "on"
     data["digest"] = digest
@@ -150,7 +163,8 @@ def test_change_page_renders_typed_inputs(admin_client, row: TradeSettings) -> N
         attrs = page.inputs[key]
         assert attrs["type"] == "number"
         assert (attrs["min"], attrs["max"]) == (str(low), str(high))
-        assert attrs["value"] == str(STORED[key])
+        # A key the row does not hold shows its default.
+        assert attrs["value"] == str(STORED.get(key, getattr(AutoRecoveryConfig(), key)))
     assert page.inputs["blackout_windows"]["type"] == "text"
     assert page.inputs["blackout_windows"]["value"] == "23:45-00:15"
     assert page.inputs["digest"]["type"] == "hidden"
@@ -618,4 +632,55 @@ def test_unfilled_fields_are_checked_like_the_others(
     response = admin_client.post(change_url(row), post_data(digest, **{key: value}))
 
     assert response.context["adminform"].form.errors == {key: [MSG_INVALID.format(why=why)]}
+    assert row_reload(row).auto_recovery == STORED
+
+
+# --- the backend's auto_resume_partial_* keys: typed, written only when set or stored --------
+
+
+def test_resume_keys_show_the_backends_values_and_are_written_only_when_changed(
+    admin_client, db: None
+) -> None:
+    """The backend's trade executor resumes a partly filled run by default, once; the page shows
+    that, writes nothing for untouched defaults, and writes the switch when it is turned off."""
+    row = factories.TradeSettingsFactory(auto_recovery={"new_timeout_seconds": 45})
+    form = AutoRecoverySettingsForm(instance=row)
+    assert form.initial["auto_resume_partial_remaining"] is True
+    assert form.initial["auto_resume_partial_max_attempts"] == 1
+
+    admin_client.post(change_url(row), post_data(page_digest(admin_client, row)))
+    assert not {"auto_resume_partial_remaining", "auto_resume_partial_max_attempts"} & set(
+        row_reload(row).auto_recovery
+    )
+
+    admin_client.post(
+        change_url(row),
+        post_data(
+            page_digest(admin_client, row),
+            auto_resume_partial_remaining=False,
+            auto_resume_partial_max_attempts=3,
+        ),
+    )
+    stored = row_reload(row).auto_recovery
+    assert (
+        stored["auto_resume_partial_remaining"] is False and stored["auto_resume_partial_max_attempts"] == 3
+    )
+    assert "auto_resume_partial_remaining" not in AutoRecoverySettingsForm(
+        instance=row_reload(row)
+    ).initial.get("other_keys", "")
+
+
+@pytest.mark.parametrize(
+    ("value", "why"), [(0, "must be between 1 and 100"), (101, "must be between 1 and 100")]
+)
+def test_resume_attempts_refuse_what_the_backend_would_not_do(
+    admin_client, row: TradeSettings, value: int, why: str
+) -> None:
+    """0 is refused: the backend reads it as its default 1, not as "never"."""
+    response = admin_client.post(
+        change_url(row), post_data(page_digest(admin_client, row), auto_resume_partial_max_attempts=value)
+    )
+    assert response.context["adminform"].form.errors == {
+        "auto_resume_partial_max_attempts": [MSG_INVALID.format(why=why)]
+    }
     assert row_reload(row).auto_recovery == STORED

@@ -139,7 +139,9 @@ def test_ops_path_list_preview_confirm_and_the_audit_chain(
     width: int,
 ) -> None:
     # allow_replace_outside_rth and IB in mock mode: the result does not depend on the hour.
-    factories.TradeSettingsFactory(auto_recovery={"allow_replace_outside_rth": True})
+    factories.TradeSettingsFactory(
+        auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
+    )
     factories.IbSettingsFactory(api_mode="mock")
     ops_user(django_user_model)
     first = stale_order("br-1", symbol="AAPL", quantity=10)
@@ -264,6 +266,7 @@ def test_settings_refused_concurrent_save_shows_the_diff_keeps_the_input_and_sav
 ) -> None:
     stored = {
         "allow_replace_outside_rth": True,
+        "replace_same_trading_day_only": False,
         "max_auto_retries": 2,
         "new_timeout_seconds": 45,
         "blackout_windows": [{"start": "23:45", "end": "00:15"}],
@@ -339,7 +342,9 @@ def test_status_page_at_a_glance(
     django_user_model: type[User],
     width: int,
 ) -> None:
-    factories.TradeSettingsFactory(auto_recovery={"allow_replace_outside_rth": True})
+    factories.TradeSettingsFactory(
+        auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
+    )
     factories.IbSettingsFactory(api_mode="mock")
     stale_order("st-1")
     stale_order("st-part", filled_quantity=3)

@@ -27,7 +27,9 @@ def beat(started: dt.datetime, **counts: int) -> SweepRun:
 
 @pytest.fixture
 def watcher(client: Client, django_user_model, bridge) -> Client:  # noqa: ANN001
-    factories.TradeSettingsFactory(auto_recovery={"allow_replace_outside_rth": True})
+    factories.TradeSettingsFactory(
+        auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
+    )
     factories.IbSettingsFactory(api_mode="mock")
     user = django_user_model.objects.create_user(username="watch", password="pw", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename="view_tradeorder"))
@@ -90,10 +92,10 @@ def test_status_page_costs_a_fixed_number_of_queries(watcher: Client, django_ass
     with django_assert_num_queries(len(first)):
         page = watcher.get(reverse(STATUS))
     assert len(page.context["status"].runs) == 40 and page.context["report"]["scanned"] == 40
-    # The dry run (settings, today's halts, candidates, ib_settings), its orders' facts, the
-    # chart's rows, the last 50 runs, the last cron and admin runs, their audit rows, the
-    # non-candidates.
-    assert len(first) <= 17
+    # The dry run (settings, today's halts, the server's clock, candidates, ib_settings), its
+    # orders' facts, the chart's rows, the last 50 runs, the last cron and admin runs, their
+    # audit rows, the non-candidates.
+    assert len(first) <= 18
 
 
 def test_hourly_buckets_sum_runs_per_hour_and_drop_older_ones() -> None:
