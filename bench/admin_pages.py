@@ -1,4 +1,8 @@
-"""(c) Changelist pages through django.test.Client: ours against stock ModelAdmins on the same rows."""
+"""(c) Changelist pages through django.test.Client: ours against stock ModelAdmins on the same rows.
+
+Per changelist: page 1, page 2, one row (its newest, by id) and a filtered page, so the
+queries per page can be seen not to grow with the page number or with the rows shown.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from recovery.db.audit import ACTION_CANCEL
+from recovery.db.models import AuditLog, TradeOrder
 from recovery.db.routers import trading_alias
 
 OURS, STOCK = "/admin/recovery/", "/stock-admin/recovery/"
@@ -25,21 +30,36 @@ class Page:
     ours: str
     stock: str
     timed: bool
+    shape: str  # page 1 | page 2 | one row | filtered
 
 
-PAGES = (
-    Page("orders page 1", "tradeorder/", "tradeorder/", True),
-    Page("orders page 2", "tradeorder/?p=2", "tradeorder/?p=2", False),
-    Page("orders status=REJECTED", "tradeorder/?status=REJECTED", "tradeorder/?status__exact=REJECTED", True),
-    Page("audit page 1", "auditlog/", "auditlog/", True),
-    Page("audit page 2", "auditlog/?p=2", "auditlog/?p=2", False),
-    Page(
-        "audit action=cancel",
-        f"auditlog/?action={ACTION_CANCEL}",
-        f"auditlog/?action__exact={ACTION_CANCEL}",
-        True,
-    ),
-)
+def pages() -> tuple[Page, ...]:
+    """The pages measured; the one-row pages show the newest NEW order and the newest audit row
+    (a NEW order on the page is what makes our changelist run its dry run)."""
+    order = TradeOrder.objects.filter(status="NEW").order_by("-id").values_list("id", flat=True).first()
+    entry = AuditLog.objects.order_by("-id").values_list("id", flat=True).first()
+    return (
+        Page("orders page 1", "tradeorder/", "tradeorder/", True, "page 1"),
+        Page("orders page 2", "tradeorder/?p=2", "tradeorder/?p=2", False, "page 2"),
+        Page("orders one row", f"tradeorder/?id={order}", f"tradeorder/?id={order}", False, "one row"),
+        Page(
+            "orders status=REJECTED",
+            "tradeorder/?status=REJECTED",
+            "tradeorder/?status__exact=REJECTED",
+            True,
+            "filtered",
+        ),
+        Page("audit page 1", "auditlog/", "auditlog/", True, "page 1"),
+        Page("audit page 2", "auditlog/?p=2", "auditlog/?p=2", False, "page 2"),
+        Page("audit one row", f"auditlog/?id={entry}", f"auditlog/?id={entry}", False, "one row"),
+        Page(
+            "audit action=cancel",
+            f"auditlog/?action={ACTION_CANCEL}",
+            f"auditlog/?action__exact={ACTION_CANCEL}",
+            True,
+            "filtered",
+        ),
+    )
 
 
 def _rows(content: bytes) -> int:
@@ -74,6 +94,7 @@ def _page_measure(client: Client, page: Page, *, gets: int) -> dict[str, Any]:
         for side in ("ours", "stock") if i % 2 == 0 else ("stock", "ours"):
             times[side].append(_get(client, urls[side])[0])
     return {
+        "shape": page.shape,
         "urls": urls,
         "rows_shown": rows,
         "queries": {side: len(sql) for side, sql in sqls.items()},
@@ -90,4 +111,4 @@ def admin_pages_measure(*, gets: int) -> dict[str, Any]:
     client = Client()
     with override_settings(ROOT_URLCONF="bench.urls", ALLOWED_HOSTS=["testserver"]):
         client.force_login(user)
-        return {page.name: _page_measure(client, page, gets=gets) for page in PAGES}
+        return {page.name: _page_measure(client, page, gets=gets) for page in pages()}

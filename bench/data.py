@@ -17,6 +17,7 @@ from django.db import connections
 from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SETTINGS_UPDATE, ACTION_SWEEP
 from recovery.db.routers import trading_alias
 from recovery.gates.guard import trade_date_for
+from recovery.sweep.decisions import COMMAND_TTL_SECONDS
 
 HISTORY_DAYS = 730
 HISTORY_GAP = dt.timedelta(hours=1)  # the newest historical order, before the clock
@@ -24,6 +25,9 @@ ORDERS_PER_RUN = 200
 PROJECTS = 20
 RECENT_NEW = 300  # NEW, younger than the 45 s timeout: never candidates
 RECENT_SUBMITTED = 50
+# The newest stale order's age: past the 45 s timeout and its pending submit command's life
+# (rule 5: younger, the bridge may still run it, and it is submit_in_flight).
+STALE_AGE_SECONDS = COMMAND_TTL_SECONDS + 15
 AUDIT_CHUNK = 500_000  # rows per INSERT ... SELECT (keeps each transaction's undo small)
 SYMBOLS = (
     "AAPL MSFT NVDA AMZN GOOGL META TSLA BRK.B JPM V UNH XOM JNJ PG MA "
@@ -35,8 +39,10 @@ SETTINGS = {
     "max_auto_retries": 1,
     "max_price_deviation_pct": 1.5,
     "allow_replace_outside_rth": False,
-    # 1000 is the highest the setting allows: one sweep may re-place the whole stale batch.
+    # 1000 is the highest the setting allows: one sweep may re-place the whole stale batch,
+    # and the rolling hour allows that one batch (recovery_run gives each run an empty hour).
     "max_replacements_per_sweep": 1000,
+    "max_replacements_per_hour": 1000,
     "blackout_windows": [],
     "unfilled_timeout_seconds": 300,  # a backend key this project keeps but does not read
 }
@@ -80,13 +86,14 @@ def history_window(clock: dt.datetime) -> tuple[dt.datetime, int]:
 
 
 def runs_insert(*, orders: int, clock: dt.datetime) -> int:
+    """The history's runs, all finished ('done'): their orders are the sweep's (rule 3b)."""
     runs = max(1, -(-orders // ORDERS_PER_RUN))
     start, span = history_window(clock)
     created = f"TIMESTAMPADD(SECOND, FLOOR((n - 1) * {span} / {runs}), {_sql(start)})"
     _execute(
         "INSERT INTO trade_runs (id, project_id, mode, status, params, created_at, started_at, "
         "ended_at, updated_at) "
-        f"SELECT n, 1 + n % {PROJECTS}, IF(n % 5 = 0, 'live', 'paper'), 'completed', "
+        f"SELECT n, 1 + n % {PROJECTS}, IF(n % 5 = 0, 'live', 'paper'), 'done', "
         "JSON_OBJECT('strategy', ELT(1 + n % 4, 'momentum_v3', 'mean_reversion', 'pairs_spy_qqq', "
         "'rebalance'), 'capital', 100000 + (n % 7) * 25000), "
         f"{created}, {created}, TIMESTAMPADD(HOUR, 6, {created}), TIMESTAMPADD(HOUR, 6, {created}) "
@@ -178,10 +185,22 @@ def stale_batch_insert(*, label: str, count: int, runs: int, clock: dt.datetime)
         "1 + n % 300, 'MKT', NULL, 'NEW', 0, NULL, NULL, NULL, NULL, NULL, "
         f"{_order_params(pending='true', requested='created_at')}, created_at, created_at "
         f"FROM (SELECT n, 1 + n % {runs} AS run_id, {_symbol('n * 7')} AS symbol, "
-        f"TIMESTAMPADD(SECOND, -(60 + {count} - n), {_sql(clock)}) AS created_at "
+        f"TIMESTAMPADD(SECOND, -({STALE_AGE_SECONDS} + {count} - n), {_sql(clock)}) AS created_at "
         f"FROM bench_seq WHERE n <= {count}) AS g ORDER BY n"
     )
     return prefix
+
+
+def replacements_age(*, clock: dt.datetime) -> None:
+    """Move the replacement audit rows of the last hour two hours back: the next batch's run
+    finds its rolling hour (max_replacements_per_hour) empty, as a first recovery after a
+    quiet hour does. Every run recovers at the same clock, so without this the second would
+    find the hour used up and re-place nothing. The rows stay: the trail grows as it would.
+    """
+    _execute(
+        "UPDATE audit_logs SET created_at = TIMESTAMPADD(HOUR, -2, created_at) "
+        f"WHERE action = '{ACTION_REPLACE}' AND created_at > {_sql(clock - dt.timedelta(hours=1))}"
+    )
 
 
 def _audit_action(r: str) -> str:

@@ -1,7 +1,10 @@
 """(b) Recovering a batch of stale MKT orders: the sweep against the hand-written lower bound.
 
 Each run gets a fresh, identical batch (only the client_order_id prefix differs); the sides
-alternate so neither always runs on a warmer buffer pool.
+alternate so neither always runs on a warmer buffer pool. The sweep runs with the command's
+time budget, as cron runs it. Two untimed runs are counted statement by statement: one as
+configured, one with AUTO_RECOVER_FRESH_SECONDS far below the run's length, so the reads
+again that keep a long run's picture fresh happen and their cost can be seen.
 """
 
 from __future__ import annotations
@@ -13,19 +16,24 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import connections
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, override_settings
 
-from bench.data import stale_batch_insert
+from bench.data import replacements_age, stale_batch_insert
 from bench.database import raw_connect, session_status
 from bench.raw_baseline import raw_recover
 from recovery.db.audit import ACTION_SWEEP, ACTOR_COMMAND
 from recovery.db.routers import trading_alias
+from recovery.management.commands.auto_recover import DEFAULT_MAX_SECONDS
 from recovery.services import sweep_run
+from recovery.sweep.results import SweepResult
 
 # Server-side counters of the connection that did the work (SHOW SESSION STATUS).
 COUNTERS = ("Questions", "Com_commit", "Com_select", "Com_update", "Com_insert", "Com_set_option")
 SMALL_BATCH = 10  # a second, small batch per side: round trips per order apart from the per-sweep ones
+# A run of 1,000 orders outlasts this bound several times: the writer reads again every chunk.
+SHORT_FRESH_SECONDS = 0.5
 MSG_INCOMPLETE = "{side}: {done} of {wanted} orders recovered ({prefix}*); the bench data is wrong"
 
 
@@ -41,6 +49,12 @@ def _batch_check(*, prefix: str, wanted: int, side: str) -> None:
     if cancelled != wanted or replacements != wanted:
         done = min(cancelled, replacements)
         raise RuntimeError(MSG_INCOMPLETE.format(side=side, done=done, wanted=wanted, prefix=prefix))
+
+
+def _batch_insert(*, label: str, count: int, runs: int, clock: dt.datetime) -> str:
+    """A fresh batch whose run starts with an empty rolling hour (data.replacements_age)."""
+    replacements_age(clock=clock)
+    return stale_batch_insert(label=label, count=count, runs=runs, clock=clock)
 
 
 def _status_delta(cursor: Any, run: Any) -> dict[str, int]:
@@ -67,11 +81,17 @@ def _timed(cursor: Any, work: Callable[[], Any]) -> dict[str, Any]:
     return box
 
 
+def _sweep(*, clock: dt.datetime, stale: int) -> SweepResult:
+    return sweep_run(now=clock, actor=ACTOR_COMMAND, limit=stale, max_seconds=DEFAULT_MAX_SECONDS)
+
+
 def _side_run(side: str, *, raw: Any, clock: dt.datetime, stale: int) -> dict[str, Any]:
     if side == "ours":
         with connections[trading_alias()].cursor() as cursor:
-            box = _timed(cursor, lambda: sweep_run(now=clock, actor=ACTOR_COMMAND, limit=stale))
-        recovered = box.pop("result").replaced
+            box = _timed(cursor, lambda: _sweep(clock=clock, stale=stale))
+        result = box.pop("result")
+        recovered = result.replaced
+        box["evidence_reads_again"] = result.evidence_reads_again
     else:
         with raw.cursor() as cursor:
             box = _timed(cursor, lambda: raw_recover(raw, now=clock, limit=stale))
@@ -83,6 +103,8 @@ def _side_run(side: str, *, raw: Any, clock: dt.datetime, stale: int) -> dict[st
 
 
 TRANSACTION = ("BEGIN", "COMMIT", "ROLLBACK")  # Django logs these beside the SQL
+LOCK_KIND = "lock (SELECT ... FOR UPDATE SKIP LOCKED)"
+IN_ORDER, READ_AGAIN = "in the order's transaction: ", "read again (a transaction of its own): "
 
 
 def _kind(sql: str) -> str:
@@ -91,7 +113,7 @@ def _kind(sql: str) -> str:
     if head in TRANSACTION:
         return head
     if head.startswith("SELECT") and "FOR UPDATE" in head:
-        return "lock (SELECT ... FOR UPDATE SKIP LOCKED)"
+        return LOCK_KIND
     if head.startswith("UPDATE TRADE_ORDERS"):
         return "cancel (conditional UPDATE)"
     if head.startswith("INSERT INTO TRADE_ORDERS"):
@@ -104,20 +126,74 @@ def _kind(sql: str) -> str:
 SWEEP_AUDIT_KIND = "per sweep: audit row of the sweep"
 
 
-def statement_kinds(sqls: list[str]) -> tuple[dict[str, int], int]:
-    """Statements by kind, and how many belong to the sweep rather than to one order.
+def statement_kinds(sqls: list[str]) -> dict[str, Any]:
+    """Statements by kind: those of one order, those of the sweep, those of its reads again.
 
-    The sweep's own audit row commits in its own transaction: its BEGIN and COMMIT are
-    the sweep's too.
+    After the writer's BEGIN (autocommit off), each COMMIT or ROLLBACK ends a transaction.
+    One that locks an order is that order's, whatever else it reads (a SELECT in it is
+    labelled as such). One that locks nothing is a read again (services.fresh), unless it
+    writes the sweep's own audit row. Every BEGIN, and what runs before the first (the
+    plan), is the sweep's.
     """
     kinds = [_kind(sql) for sql in sqls]
-    per_sweep = set()
-    for i, kind in enumerate(kinds):
-        if kind.startswith("per sweep"):
-            per_sweep.add(i)
-            if kind == SWEEP_AUDIT_KIND:
-                per_sweep.update(j for j in (i - 1, i + 1) if 0 <= j < len(kinds) and kinds[j] in TRANSACTION)
-    return dict(Counter(kinds)), len(per_sweep)
+    start = kinds.index("BEGIN") + 1 if "BEGIN" in kinds else len(kinds)
+    per_sweep = set(range(start)) | {i for i, kind in enumerate(kinds) if kind == "BEGIN"}
+    again = set()
+    for begin, end in _transactions(kinds, start=start):
+        members = range(begin, end + 1)
+        if any(kinds[i] == LOCK_KIND for i in members):
+            for i in members:
+                if kinds[i].startswith("per sweep: "):
+                    kinds[i] = IN_ORDER + kinds[i].removeprefix("per sweep: ")
+        elif any(kinds[i] == SWEEP_AUDIT_KIND for i in members):
+            per_sweep.update(members)
+        else:
+            again.update(members)
+            for i in members:
+                kinds[i] = READ_AGAIN + kinds[i].removeprefix("per sweep: ")
+    return {
+        "statement_kinds": dict(Counter(kinds)),
+        "statements": len(kinds),
+        "per_sweep_statements": len(per_sweep),
+        "read_again_statements": len(again),
+    }
+
+
+def _transactions(kinds: list[str], *, start: int) -> list[tuple[int, int]]:
+    """(first, last) index of each transaction from `start` on, BEGINs left out."""
+    spans, begin = [], None
+    for i in range(start, len(kinds)):
+        if kinds[i] == "BEGIN":
+            continue
+        begin = i if begin is None else begin
+        if kinds[i] in ("COMMIT", "ROLLBACK"):
+            spans.append((begin, i))
+            begin = None
+    return spans
+
+
+def _counted(*, label: str, clock: dt.datetime, stale: int, runs: int, strict: bool) -> dict[str, Any]:
+    """An untimed run under CaptureQueries: its statements by kind and its reads again.
+
+    `strict`: a batch not wholly recovered is the bench's fault (raise); else it is reported.
+    """
+    connection = connections[trading_alias()]
+    prefix = _batch_insert(label=label, count=stale, runs=runs, clock=clock)
+    # CaptureQueriesContext counts by the log's length, which stops growing at 9,000.
+    connection.queries_log.clear()
+    with CaptureQueriesContext(connection) as captured:
+        result = _sweep(clock=clock, stale=stale)
+    statements = statement_kinds([q["sql"] for q in captured])
+    connection.queries_log.clear()
+    if strict:
+        _batch_check(prefix=prefix, wanted=stale, side=f"ours ({label} run)")
+    return {
+        "fresh_seconds": float(settings.AUTO_RECOVER_FRESH_SECONDS),
+        "counts": result.counts(),
+        "reasons": result.reasons(),
+        "evidence_reads_again": result.evidence_reads_again,
+        **statements,
+    }
 
 
 def recovery_measure(*, clock: dt.datetime, stale: int, runs: int, repeats: int) -> dict[str, Any]:
@@ -125,34 +201,27 @@ def recovery_measure(*, clock: dt.datetime, stale: int, runs: int, repeats: int)
     database = str(connection.settings_dict["NAME"])
     raw = raw_connect(database=database)
     try:
-        # A counted (untimed) run of the sweep: which statements, how many.
-        prefix = stale_batch_insert(label="count", count=stale, runs=runs, clock=clock)
-        with CaptureQueriesContext(connection) as captured:
-            counted = sweep_run(now=clock, actor=ACTOR_COMMAND, limit=stale)
-        _batch_check(prefix=prefix, wanted=stale, side="ours (counted run)")
-        sqls = [q["sql"] for q in captured]
-        kinds, fixed = statement_kinds(sqls)
+        counted = _counted(label="count", clock=clock, stale=stale, runs=runs, strict=True)
         samples: dict[str, list[dict[str, Any]]] = {"ours": [], "baseline": []}
         small: dict[str, dict[str, Any]] = {}
         for side in ("ours", "baseline"):
-            prefix = stale_batch_insert(label=f"{side}small", count=SMALL_BATCH, runs=runs, clock=clock)
+            prefix = _batch_insert(label=f"{side}small", count=SMALL_BATCH, runs=runs, clock=clock)
             small[side] = _side_run(side, raw=raw, clock=clock, stale=SMALL_BATCH)
             _batch_check(prefix=prefix, wanted=SMALL_BATCH, side=side)
         for i in range(repeats):
             for side in ("ours", "baseline") if i % 2 == 0 else ("baseline", "ours"):
-                prefix = stale_batch_insert(label=f"{side}{i}", count=stale, runs=runs, clock=clock)
+                prefix = _batch_insert(label=f"{side}{i}", count=stale, runs=runs, clock=clock)
                 samples[side].append(_side_run(side, raw=raw, clock=clock, stale=stale))
                 _batch_check(prefix=prefix, wanted=stale, side=side)
+        # Last: an order it leaves NEW would stay a candidate of every run after it.
+        with override_settings(AUTO_RECOVER_FRESH_SECONDS=SHORT_FRESH_SECONDS):
+            short = _counted(label="short", clock=clock, stale=stale, runs=runs, strict=False)
     finally:
         raw.close()
     return {
         "stale": stale,
-        "counted_run": {
-            "counts": counted.counts(),
-            "statements": len(sqls),
-            "per_sweep_statements": fixed,
-            "statement_kinds": kinds,
-        },
+        "counted_run": counted,
+        "short_bound_run": short,
         "ours": _side_summary(samples["ours"], stale=stale),
         "baseline": _side_summary(samples["baseline"], stale=stale),
         "baseline_statements_per_order": statistics.median(
@@ -184,4 +253,5 @@ def _side_summary(samples: list[dict[str, Any]], *, stale: int) -> dict[str, Any
             1000 * s["cpu_seconds"] / s["recovered"] for s in samples
         ),
         "server_per_order": per_order,
+        "evidence_reads_again": [s.get("evidence_reads_again", 0) for s in samples],
     }

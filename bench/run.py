@@ -161,7 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         runs = _generate(progress, args)
         facts["rows_before"] = database.row_counts()
         facts["quiesce"] = _quiesce(progress)
-        with tempfile.TemporaryDirectory() as bridge, override_settings(LEAN_BRIDGE_ROOT=Path(bridge)):
+        # The bridge, and this "host"'s lock, spool and ledger folder (never the project's var/).
+        with (
+            tempfile.TemporaryDirectory() as bridge,
+            tempfile.TemporaryDirectory() as host,
+            override_settings(LEAN_BRIDGE_ROOT=Path(bridge), AUTO_RECOVER_LOCK_DIR=Path(host)),
+        ):
             data.bridge_write(root=Path(bridge), clock=CLOCK)
             measured = _measure(progress, args, runs)
         facts["rows_after"] = database.row_counts()
