@@ -16,7 +16,8 @@ from recovery.ops.health import health_get
 @require_safe
 @never_cache
 def recovery_health(request: HttpRequest) -> JsonResponse:
-    """200 when the last auto_recover run is recent and ended well, else 503."""
+    """200 when the last auto_recover run is recent and ended well and no replacement is an
+    incident, else 503 (status "incident" for those; no order ids in the body)."""
     health = health_get(now=timezone.now(), max_age_seconds=settings.RECOVERY_HEALTH_MAX_AGE_SECONDS)
     body = {"status": health.status, "age_seconds": health.age_seconds}
     return JsonResponse(body, status=200 if health.exit_code == 0 else 503)

@@ -22,6 +22,7 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
 from recovery.admin.base import ReadOnlyLargeTableAdmin
+from recovery.admin.chain import chain_html, chains_attach, phone_html, pickup_html
 from recovery.admin.denied import permission_denied_response
 from recovery.admin.fate import Fate, page_fates
 from recovery.admin.order_filters import (
@@ -35,52 +36,26 @@ from recovery.admin.order_recovery import MSG_NO_PERMISSION, PERMISSION_NAME, Re
 from recovery.db.audit import admin_actor
 from recovery.db.models import TradeOrder
 from recovery.sweep.chain import chain_root, replacement_client_order_id
-from recovery.sweep.decisions import chain_attempts
 from recovery.sweep.labels import age_text, reason_label
 
 
 class OrderChangeList(ChangeList):
-    """Adds to each order of the page its replacement (one query) and its fate (one dry run)."""
+    """Adds to each order of the page its chain (one query) and its fate (one dry run)."""
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
-        replacements_attach(self.result_list)
-        self.fates = page_fates(
-            self.result_list, now=timezone.now(), actor=admin_actor(request.user.get_username())
-        )
+        now = timezone.now()
+        chains_attach(self.result_list, now=now)
+        self.fates = page_fates(self.result_list, now=now, actor=admin_actor(request.user.get_username()))
         for order in self.result_list:
             order.fate = self.fates.get(order.pk)
 
 
-def replacements_attach(orders: Any) -> None:
-    """Sets .replacement_id on each order that has one, in one query by deterministic client ids."""
-    expected = {}
-    for order in orders:
-        params = order.params if isinstance(order.params, dict) else {}
-        attempts = chain_attempts(params)
-        if attempts is None:
-            continue
-        _, root = chain_root(order_id=order.pk, client_order_id=order.client_order_id, params=params)
-        expected[replacement_client_order_id(root_client_order_id=root, attempt=attempts + 1)] = order
-    found = (
-        TradeOrder.objects.filter(client_order_id__in=list(expected)).values_list(
-            "client_order_id", "id", "params"
-        )
-        if expected
-        else []
-    )
-    for client_id, replacement_id, params in found:
-        origin = (params or {}).get("auto_recovery", {}) if isinstance(params, dict) else {}
-        order = expected[client_id]
-        if isinstance(origin, dict) and origin.get("origin_order_id") == order.pk:
-            order.replacement_id = replacement_id
-
-
-def _order_link(order_id: Any) -> str:
-    if type(order_id) is not int:
-        return "-"
-    url = reverse("admin:recovery_tradeorder_change", args=[order_id])
-    return format_html('<a href="{}">#{}</a>', url, order_id)
+def _chain_of(order: TradeOrder) -> Any:
+    """The order's chain, read once per page (the order page's fields share the instance)."""
+    if not hasattr(order, "chain"):
+        chains_attach([order], now=timezone.now())
+    return order.chain
 
 
 def audit_link(order_ids: list[int], label: str) -> str:
@@ -148,7 +123,12 @@ class TradeOrderAdmin(RecoveryActionMixin, ReadOnlyLargeTableAdmin):
     # --- columns ------------------------------------------------------------------------
     @admin.display(description="id / client_order_id", ordering="id")
     def order_ref(self, order: TradeOrder) -> SafeString:
-        return format_html('#{}<br><small class="client-id">{}</small>', order.pk, order.client_order_id)
+        return format_html(
+            '#{}<br><small class="client-id">{}</small>{}',
+            order.pk,
+            order.client_order_id,
+            phone_html(getattr(order, "chain", None)),
+        )
 
     @admin.display(description="order")
     def order(self, order: TradeOrder) -> str:
@@ -183,19 +163,7 @@ class TradeOrderAdmin(RecoveryActionMixin, ReadOnlyLargeTableAdmin):
 
     @admin.display(description="chain")
     def chain(self, order: TradeOrder) -> SafeString | str:
-        params = order.params if isinstance(order.params, dict) else {}
-        recovery = params.get("auto_recovery") if isinstance(params.get("auto_recovery"), dict) else {}
-        parts = []
-        if recovery.get("attempts"):
-            parts.append(
-                format_html(
-                    "attempt {} of {}", recovery["attempts"], _order_link(recovery.get("origin_order_id"))
-                )
-            )
-        replacement = getattr(order, "replacement_id", None)
-        if replacement:
-            parts.append(format_html("replaced by {}", _order_link(replacement)))
-        return format_html_join("<br>", "{}", ((p,) for p in parts)) if parts else "-"
+        return chain_html(_chain_of(order), detail=False)
 
     # --- the order's page -----------------------------------------------------------------
     @admin.display(description="what the sweep would do now")
@@ -218,8 +186,31 @@ class TradeOrderAdmin(RecoveryActionMixin, ReadOnlyLargeTableAdmin):
 
     @admin.display(description="recovery chain")
     def chain_detail(self, order: TradeOrder) -> SafeString | str:
-        replacements_attach([order])
-        return self.chain(order)
+        return chain_html(_chain_of(order), detail=True)
+
+    @admin.display(description="picked up by the backend")
+    def backend_pickup(self, order: TradeOrder) -> SafeString | str:
+        pickup = _chain_of(order).pickup
+        return pickup_html(pickup, code=True) if pickup is not None else "-"
+
+    def get_fields(self, request: HttpRequest, obj: TradeOrder | None = None) -> Any:
+        """A replacement's page says first how far the backend got with it."""
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and _chain_of(obj).is_replacement:
+            fields.insert(fields.index("state") + 1, "backend_pickup")
+        return fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: TradeOrder | None = None) -> Any:
+        return (*self.readonly_fields, "backend_pickup")
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict, add: bool = False, change: bool = False, **kwargs: Any
+    ) -> HttpResponse:
+        """A double is an incident: it heads the order's page, in words."""
+        obj = kwargs.get("obj")
+        if obj is not None:
+            context["double"] = _chain_of(obj).double
+        return super().render_change_form(request, context, add=add, change=change, **kwargs)
 
     @admin.display(description="params")
     def params_pretty(self, order: TradeOrder) -> SafeString:

@@ -14,6 +14,7 @@ from recovery.admin.fate import decision_rows, preview_orders, preview_warnings,
 from recovery.admin.order_filters import STALE_NOT_CANDIDATE
 from recovery.db.audit import admin_actor
 from recovery.db.models import SweepRun, TradeOrder
+from recovery.ops.replacements import ReplacementIncidents
 from recovery.ops.status import recovery_status_get
 from recovery.sweep.labels import age_text
 
@@ -29,6 +30,35 @@ def _run_line(run: SweepRun | None, *, now: object, who: str) -> str:
     counts = f"scanned {run.scanned}, cancelled {run.cancelled}, replaced {run.replaced}"
     at = f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC"
     return f"{who}: {age} ago ({at}, by {run.actor}): {run.outcome}; {counts}."
+
+
+INCIDENTS_SHOWN = 20  # orders listed per kind of incident; the count says the rest
+
+
+def incident_rows(found: ReplacementIncidents | None) -> list[dict[str, object]]:
+    """The replacements' incidents as rows: the worst first, each order linked, words then code."""
+    if found is None:
+        return []
+    rows: list[dict[str, object]] = []
+
+    def link(order_id: int) -> str:
+        return reverse("admin:recovery_tradeorder_change", args=[order_id])
+
+    for double in found.doubles[:INCIDENTS_SHOWN]:
+        r = double.replacement
+        rows.append({"kind": "double", "id": r.id, "url": link(r.id), "text": double.text, "code": "double"})
+    for kind, flagged in (("ended", found.ended_unsent), ("not-picked-up", found.not_picked_up)):
+        for f in flagged[:INCIDENTS_SHOWN]:
+            text = f"{f.order.client_order_id}: {f.pickup.label}"
+            rows.append(
+                {"kind": kind, "id": f.order.id, "url": link(f.order.id), "text": text, "code": f.pickup.code}
+            )
+    hidden = sum(
+        max(len(x) - INCIDENTS_SHOWN, 0) for x in (found.doubles, found.ended_unsent, found.not_picked_up)
+    )
+    if hidden:
+        rows.append({"kind": "more", "id": None, "url": "", "text": f"and {hidden} more", "code": ""})
+    return rows
 
 
 def recovery_status_view(request: HttpRequest) -> HttpResponse:
@@ -55,6 +85,7 @@ def recovery_status_view(request: HttpRequest) -> HttpResponse:
         "status": status,
         "report": report,
         "rows": decision_rows(report, orders=preview_orders(status.preview)),
+        "incident_rows": incident_rows(status.health.replacements),
         "warnings": preview_warnings(report),
         "settings_rows": settings_rows(report),
         "runs": runs,

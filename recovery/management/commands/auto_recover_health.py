@@ -1,7 +1,10 @@
 """`manage.py auto_recover_health`: one line and an exit code for the monitor.
 
-0 the last auto_recover run is recent enough and ended well; 1 it is too old or ended
-in failure, circuit_open or could_not_run; 2 it cannot tell (no run yet, no database).
+0 the last auto_recover run is recent enough and ended well, and the backend is sending
+the replacements; 1 the run is too old or ended in failure, circuit_open or could_not_run,
+or a replacement is an incident (not picked up by the backend's sender 120 s after it was
+written, ended SKIPPED or REJECTED without a fill in the last 24 h, or a double); 2 it
+cannot tell (no run yet, no database) and knows of no incident.
 """
 
 from __future__ import annotations
@@ -29,7 +32,10 @@ def seconds(text: str) -> int:
 
 
 class Command(BaseCommand):
-    help = "Exit 0 when the last auto_recover run is recent and ended well, 1 when not, 2 when unknown."
+    help = (
+        "Exit 0 when the last auto_recover run is recent and ended well and no replacement is an "
+        "incident, 1 when not, 2 when unknown."
+    )
     requires_system_checks: list[str] = []
     stealth_options = ("now",)
 
