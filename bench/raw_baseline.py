@@ -18,6 +18,7 @@ import MySQLdb
 
 from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP, RESOURCE_ORDER, RESOURCE_SWEEP
 from recovery.sweep.chain import cancelled_params, chain_root, replacement_client_order_id, replacement_params
+from recovery.sweep.placement import placement_params
 
 ACTOR = "bench:raw"
 TIMEOUT_SECONDS = 45
@@ -114,11 +115,12 @@ def _order_recover(
         attempt=1,
         now=now,
         sweep_id=sweep_id,
+        placement=placement_params(mode="paper", project_id=None, run_id=None, run=None),
     )
     cursor.execute(
         REPLACE,
         (
-            run_id,
+            None,  # handed to the backend's direct-order loop, as the sweep writes it
             new_client,
             symbol,
             side,

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import shutil
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -172,6 +173,52 @@ def _at_new_york(clock: dt.datetime, hour: int, minute: int) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=NEW_YORK).astimezone(dt.UTC)
 
 
+class LoopbackGateway:
+    """A loopback listener standing in for the IB gateway: it accepts a connection and closes it.
+
+    The sweep re-places only with api_mode 'ib' and a gateway that answers its TCP probe
+    (rules 2 and 10b); the demo has none, so ib_settings points here while its sweeps run.
+    The tests use the same stand-in (recovery.tests.gateway).
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self._listener.settimeout(0.1)
+        self._stop = threading.Event()
+        self.port: int = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, name="loopback-gateway", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            connection.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+        self._listener.close()
+
+    def __enter__(self) -> LoopbackGateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def _gateway_stand_in() -> Iterator[int]:
+    """ib_settings at a LoopbackGateway until the demo's sweeps are done."""
+    with LoopbackGateway() as gateway:
+        IbSettings.objects.update(port=gateway.port)
+        yield gateway.port
+
+
 def demo_sweeps_run(*, clock: dt.datetime, bridge_root: Path) -> list[DemoRun]:
     """What-if dry runs for the rules that hold for a whole sweep, then the real sweep twice."""
     what_ifs: list[tuple[str, Callable[[], None], dt.datetime]] = [
@@ -186,7 +233,7 @@ def demo_sweeps_run(*, clock: dt.datetime, bridge_root: Path) -> list[DemoRun]:
         ),
     ]
     runs = []
-    with override_settings(LEAN_BRIDGE_ROOT=bridge_root):
+    with override_settings(LEAN_BRIDGE_ROOT=bridge_root), _gateway_stand_in():
         for title, change, when in what_ifs:
             with _rolled_back():
                 change()

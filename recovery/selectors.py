@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -27,6 +28,7 @@ from recovery.gates.evidence_read import EvidenceGathered, EvidenceRequest, evid
 from recovery.gates.guard import NEW_YORK, halted_today_get
 from recovery.gates.ib import ib_probe
 from recovery.gates.market_hours import market_state_get
+from recovery.gates.sender import gateway_block_read
 from recovery.sweep.config import (
     WHOLE_COLUMN,
     WHY_UNREADABLE,
@@ -35,6 +37,9 @@ from recovery.sweep.config import (
     config_parse,
 )
 from recovery.sweep.decisions import GateState, OrderSnapshot
+from recovery.sweep.labels import age_text
+from recovery.sweep.pickup import direct_retry_pending
+from recovery.sweep.placement import LOOP_READS, WAITING_SECONDS, RunPlacement, SenderState
 
 
 @dataclass(frozen=True)
@@ -227,6 +232,7 @@ class RunFacts:
     mode: str
     output_dir: Any  # params.lean_execution.output_dir as stored (the backend's path), or None
     status: str | None = None
+    placement: RunPlacement = RunPlacement()  # rule 7c and the replacement's run keys
 
 
 def replacements_last_hour(*, now: dt.datetime, at_most: int) -> int:
@@ -243,6 +249,92 @@ def replacements_last_hour(*, now: dt.datetime, at_most: int) -> int:
     # No upper bound: a row another sweep stamped a moment after this one began counts too.
     newest = AuditLog.objects.filter(action=ACTION_REPLACE).order_by("-id")[:at_most]
     return sum(1 for created in newest.values_list("created_at", flat=True) if created > since)
+
+
+# Replacements looked at for one still waiting for the backend's loop: while one waits, no
+# other is written (rule 10b), so a waiting one stays among the newest.
+WAITING_LOOKED_AT = 200
+
+
+# The newest replace rows of the trail, and those of their orders still NEW with no run and
+# written before a moment: one statement, two bounded reads (the (action) index, then by key).
+WAITING_SQL = (
+    "SELECT o.id, o.created_at, o.params FROM trade_orders o "
+    "JOIN (SELECT resource_id FROM audit_logs WHERE action = %s AND resource_id IS NOT NULL "
+    "ORDER BY id DESC LIMIT %s) r ON r.resource_id = o.id "
+    "WHERE o.status = 'NEW' AND o.run_id IS NULL AND o.created_at <= %s ORDER BY o.created_at, o.id"
+)
+
+
+def replacement_waiting_get(*, now: dt.datetime) -> str | None:
+    """An earlier replacement the backend's loop has not picked up WAITING_SECONDS after it
+    was written, in words; None when there is none.
+
+    Among the newest WAITING_LOOKED_AT replace rows of the trail (every sweep's), in one
+    statement however long the trail and the order book are.
+    """
+    connection = connections[trading_alias()]
+    before = connection.ops.adapt_datetimefield_value(now - dt.timedelta(seconds=WAITING_SECONDS))
+    with connection.cursor() as cursor:
+        cursor.execute(WAITING_SQL, [ACTION_REPLACE, WAITING_LOOKED_AT, before])
+        rows = cursor.fetchall()
+    waiting = []
+    for order_id, created, raw in rows:
+        try:
+            params = json.loads(raw) if isinstance(raw, str | bytes) else raw
+        except ValueError:
+            continue
+        retry = params.get("direct_retry") if isinstance(params, Mapping) else None
+        if isinstance(retry, Mapping) and direct_retry_pending(retry.get("pending")):
+            waiting.append((order_id, _aware(created)))
+    if not waiting:
+        return None
+    order_id, created = waiting[0]
+    return (
+        f"replacement {order_id} has waited {age_text((now - created).total_seconds())} for the backend's "
+        f"direct-order loop ({len(waiting)} waiting): its sender is not running"
+    )
+
+
+def _aware(value: Any) -> dt.datetime:
+    """A DATETIME as a raw cursor returns it (naive UTC, or text on SQLite), aware."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def sender_queue_count(*, leaving: Iterable[int] = ()) -> int:
+    """Rows the backend's direct-order loop reads before ours: no run, NEW or REJECTED,
+    less `leaving` (the direct orders a sweep means to cancel).
+
+    Counted up to LOOP_READS + 1 (past that a replacement would never be read at all).
+    """
+    queue = TradeOrder.objects.filter(run_id__isnull=True, status__in=("NEW", "REJECTED"))
+    gone = sorted(set(leaving))
+    if gone:
+        queue = queue.exclude(pk__in=gone)
+    return queue[: LOOP_READS + 1].count()
+
+
+def sender_state_get(*, ib: Mapping[str, Any], root: Path, now: dt.datetime) -> SenderState:
+    """Would the backend's direct-order loop send a replacement now (rule 10b)?
+
+    `ib`: ib_settings as read for the sweep (its first row, the one the backend reads; an
+    api_mode the backend does not know is 'ib' there); the gateway health file, a
+    replacement still waiting, the loop's queue.
+    """
+    if ib.get("mode") is None:
+        return SenderState(api_mode="ib", mode="", blocked=MSG_NO_IB_SETTINGS)
+    api_mode = str(ib.get("api_mode") or "ib").strip().lower()
+    return SenderState(
+        api_mode=api_mode if api_mode in ("ib", "mock") else "ib",
+        mode=str(ib["mode"] or "paper").strip().lower() or "paper",
+        blocked=gateway_block_read(root),
+        waiting=replacement_waiting_get(now=now),
+    )
+
+
+MSG_NO_IB_SETTINGS = "ib_settings has no row: the backend's mode and api_mode are unknown"
 
 
 def breaker_was_open() -> bool:
@@ -262,18 +354,38 @@ def breaker_was_open() -> bool:
     return last in (True, 1, "true", "1")
 
 
+# The run's params the sweep reads (never the whole object: a run's params hold its price
+# map and more): its resume state for rule 7c, how its orders are sent for the replacement.
+RUN_PLACEMENT_KEYS = (
+    "auto_resume",
+    "auto_resume_attempt",
+    "auto_recovery",
+    "allow_outside_rth",
+    "adaptive_priority",
+)
+
+
 def run_facts_get(run_ids: Iterable[int | None]) -> dict[int, RunFacts]:
-    """What the sweep needs of each run, in one query (only the output folder of its params)."""
+    """What the sweep needs of each run, in one query (a few keys of its params)."""
     wanted = sorted({r for r in run_ids if r is not None})
     if not wanted:
         return {}
     rows = TradeRun.objects.filter(pk__in=wanted).values_list(
-        "id", "project_id", "mode", KT("params__lean_execution__output_dir"), "status"
+        "id",
+        "project_id",
+        "mode",
+        KT("params__lean_execution__output_dir"),
+        "status",
+        "decision_snapshot_id",
+        *(f"params__{key}" for key in RUN_PLACEMENT_KEYS),
     )
-    return {
-        run_id: RunFacts(project, mode or "paper", output_dir, status)
-        for run_id, project, mode, output_dir, status in rows
-    }
+    facts = {}
+    for run_id, project, mode, output_dir, status, snapshot_id, *keys in rows:
+        placement = RunPlacement(
+            decision_snapshot_id=snapshot_id, **dict(zip(RUN_PLACEMENT_KEYS, keys, strict=True))
+        )
+        facts[run_id] = RunFacts(project, mode or "paper", output_dir, status, placement)
+    return facts
 
 
 def _params(value: Any) -> Mapping[str, Any]:
@@ -285,8 +397,10 @@ def order_snapshot(
     *,
     runs: Mapping[int, tuple[int, str]],
     run_statuses: Mapping[int, str | None] | None = None,
+    run_placements: Mapping[int, RunPlacement] | None = None,
 ) -> OrderSnapshot:
-    """The order as the pure core sees it; `run_statuses`: its run's status, when looked up."""
+    """The order as the pure core sees it; `run_statuses` and `run_placements`: what was
+    read of its run, when looked up."""
     params = _params(order.params)
     project_id, mode = runs.get(order.run_id, (None, None)) if order.run_id is not None else (None, None)
     if project_id is None:
@@ -312,15 +426,17 @@ def order_snapshot(
         mode=mode or "paper",
         run_id=order.run_id,
         run_status=(run_statuses or {}).get(order.run_id) if order.run_id is not None else None,
+        run=(run_placements or {}).get(order.run_id) if order.run_id is not None else None,
     )
 
 
-def ib_target_get() -> tuple[str, int, str]:
-    """host, port, api_mode of the IB gateway: ib_settings' lowest id, else the env fallback."""
+def ib_target_get() -> tuple[str, int, str, str | None]:
+    """host, port, api_mode, mode of the IB gateway: ib_settings' lowest id (the row the
+    backend reads), else the env fallback with no mode (the backend's is then unknown)."""
     row = IbSettings.objects.order_by("id").first()
     if row is None:
-        return django_settings.IB_HOST, django_settings.IB_PORT, "ib"
-    return row.host, row.port, row.api_mode
+        return django_settings.IB_HOST, django_settings.IB_PORT, "ib", None
+    return row.host, row.port, row.api_mode, row.mode
 
 
 @dataclass(frozen=True)
@@ -337,6 +453,8 @@ class SweepGates:
     bridge_root: Path
     bridge_problem: str | None
     clock_skew_seconds: float | None = None  # the database's clock minus this host's (rule 1c)
+    read_at: dt.datetime | None = None  # the sweep's moment of this read
+    sender: SenderState | None = None  # the backend's direct-order loop (rule 10b), read when probed
 
     @property
     def ib_reachable(self) -> bool:
@@ -349,7 +467,7 @@ def sweep_gates_get(*, config: AutoRecoveryConfig, now: dt.datetime, probe: bool
     `probe`: open a socket to the gateway now; the sweep does it only once there is
     something to decide (sweep_gates_probed), not every idle minute.
     """
-    host, port, api_mode = ib_target_get()
+    host, port, api_mode, ib_mode = ib_target_get()
     local = now.astimezone(NEW_YORK).time()
     root = django_settings.LEAN_BRIDGE_ROOT
     sweep = SweepGates(
@@ -359,6 +477,7 @@ def sweep_gates_get(*, config: AutoRecoveryConfig, now: dt.datetime, probe: bool
             "host": host,
             "port": port,
             "api_mode": api_mode,
+            "mode": ib_mode,
             "detail": "not probed: no candidates",
         },
         market=market_state_get(now=now),
@@ -372,12 +491,14 @@ def sweep_gates_get(*, config: AutoRecoveryConfig, now: dt.datetime, probe: bool
         bridge_root=root,
         bridge_problem=root_problem_get(root),
         clock_skew_seconds=database_clock_skew(using=trading_alias()),
+        read_at=now,
     )
     return sweep_gates_probed(sweep) if probe else sweep
 
 
 def sweep_gates_probed(sweep: SweepGates) -> SweepGates:
-    """The same facts with the gateway probed (at the address already read)."""
+    """The same facts with the gateway probed (at the address already read) and the
+    backend's sender read: both only once there is something to decide."""
     ib = sweep.ib
     result = ib_probe(
         host=ib["host"],
@@ -385,8 +506,11 @@ def sweep_gates_probed(sweep: SweepGates) -> SweepGates:
         api_mode=ib["api_mode"],
         timeout=django_settings.IB_PROBE_TIMEOUT_SECONDS,
     )
+    assert sweep.read_at is not None
     return replace(
-        sweep, ib={**ib, "probed": True, "reachable": bool(result.reachable), "detail": result.detail}
+        sweep,
+        ib={**ib, "probed": True, "reachable": bool(result.reachable), "detail": result.detail},
+        sender=sender_state_get(ib=ib, root=sweep.bridge_root, now=sweep.read_at),
     )
 
 
@@ -457,7 +581,8 @@ def orders_with_evidence(
     facts = run_facts_get(r.run_id for r in rows)
     runs.update({run_id: (f.project_id, f.mode) for run_id, f in facts.items()})
     statuses = {run_id: f.status for run_id, f in facts.items()}
-    snapshots = [order_snapshot(r, runs=runs, run_statuses=statuses) for r in rows]
+    placements = {run_id: f.placement for run_id, f in facts.items()}
+    snapshots = [order_snapshot(r, runs=runs, run_statuses=statuses, run_placements=placements) for r in rows]
     return snapshots, evidence_get(orders=snapshots, runs=facts, sweep=sweep, now=now)
 
 
@@ -472,6 +597,7 @@ def gates_state(sweep: SweepGates, *, evidence: Mapping[int, OrderEvidence]) -> 
         quotes=dict(sweep.quotes.prices) if sweep.quotes.available else None,
         clock_skew_seconds=sweep.clock_skew_seconds,
         clock_tolerance_seconds=django_settings.AUTO_RECOVER_CLOCK_TOLERANCE_SECONDS,
+        sender=sweep.sender,
     )
 
 
@@ -498,6 +624,7 @@ def gates_report(sweep: SweepGates, *, evidence: dict[str, Any] | None) -> dict[
         ),
         "quotes": _bridge_report(sweep.quotes, count=len(sweep.quotes.prices)),
         "open_orders": _bridge_report(sweep.open_orders, count=len(sweep.open_orders.tags)),
+        "sender": _sender_report(sweep.sender),
         "clock": {
             "database_minus_host_seconds": sweep.clock_skew_seconds,
             "tolerance_seconds": django_settings.AUTO_RECOVER_CLOCK_TOLERANCE_SECONDS,
@@ -521,6 +648,19 @@ def gates_get(*, config: AutoRecoveryConfig, now: dt.datetime, orders: Sequence[
         state=gates_state(sweep, evidence=gathered.orders),
         report=gates_report(sweep, evidence=gathered.report),
     )
+
+
+def _sender_report(sender: SenderState | None) -> dict[str, Any]:
+    """The backend's direct-order loop as this read saw it (rule 10b)."""
+    if sender is None:
+        return {"read": False, "ready": False, "problem": "not read: no candidates"}
+    return {
+        "read": True,
+        "ready": sender.sweep_problem() is None,
+        "problem": sender.sweep_problem(),
+        "api_mode": sender.api_mode,
+        "mode": sender.mode,
+    }
 
 
 def _bridge_root_report(sweep: SweepGates) -> dict[str, Any]:

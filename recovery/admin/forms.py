@@ -89,6 +89,7 @@ def _number(key: str, *, step: int | str) -> forms.NumberInput:
 WRITTEN_WHEN_SET: dict[str, Any] = {
     "replace_same_trading_day_only": AutoRecoveryConfig().replace_same_trading_day_only,
     "max_replacements_per_hour": AutoRecoveryConfig().max_replacements_per_hour,
+    "replace_run_orders": AutoRecoveryConfig().replace_run_orders,
     **UNFILLED_DEFAULTS,
     **RESUME_DEFAULTS,
 }
@@ -129,6 +130,13 @@ class AutoRecoverySettingsForm(forms.ModelForm):
         label="Re-place only orders of today",
         help_text="When on, an order created before today's date in New York is cancelled but not "
         "re-placed: last week's order is not what the strategy wants now.",
+    )
+    replace_run_orders = forms.BooleanField(
+        required=False,
+        label="Re-place orders of finished runs",
+        help_text="When off, a stale order of a run that has ended is cancelled but not re-placed: the "
+        "backend's own partial-run resume sends what the run left. When on, it is re-placed as a direct "
+        "order, and only when that resume is off or used up.",
     )
     max_replacements_per_sweep = forms.IntegerField(
         label="Max replacements per sweep",

@@ -153,23 +153,44 @@ def order_tags(*, order_id: int, client_order_id: str, params: Mapping[str, Any]
     `direct:` event_tag on an order whose client_order_id is not `direct:` itself: that one
     was copied from another order), else the client_order_id. The client_order_id and
     `direct:<id>` (what direct orders' events carry) match too: any of them is the order.
+    A replacement is read by its own tags only: a tag of the chain's earlier orders (which
+    an earlier version of a sweep copied along) is theirs, never the replacement's.
     """
     tags = {f"{DIRECT_TAG_PREFIX}{order_id}"}
     client = _text(client_order_id)
     if client:
         tags.add(client)
+    inherited = _chain_tags(params)
     broker_tag = _text(params.get("broker_order_tag"))
-    if broker_tag:
+    if broker_tag and broker_tag not in inherited:
         tags.add(broker_tag)
-    else:
+    elif not broker_tag:
         event_tag = _text(params.get("event_tag"))
         copied = (
             event_tag is not None
             and event_tag.startswith(DIRECT_TAG_PREFIX)
             and not (client or "").startswith(DIRECT_TAG_PREFIX)
         )
-        if event_tag and not copied:
+        if event_tag and not copied and event_tag not in inherited:
             tags.add(event_tag)
+    return frozenset(tags)
+
+
+def _chain_tags(params: Mapping[str, Any]) -> frozenset[str]:
+    """The tags of the orders a replacement was made from (its origin and the chain's root)."""
+    chain = params.get("auto_recovery")
+    if not isinstance(chain, Mapping):
+        return frozenset()
+    tags = set()
+    for id_key, client_key in (
+        ("origin_order_id", "origin_client_order_id"),
+        ("root_order_id", "root_client_order_id"),
+    ):
+        if type(chain.get(id_key)) is int:
+            tags.add(f"{DIRECT_TAG_PREFIX}{chain[id_key]}")
+        client = _text(chain.get(client_key))
+        if client:
+            tags.add(client)
     return frozenset(tags)
 
 

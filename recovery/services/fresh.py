@@ -37,6 +37,7 @@ from recovery.services.order_write import order_write
 from recovery.services.plan import Plan
 from recovery.sweep.config import AutoRecoveryConfig
 from recovery.sweep.decisions import Action, Decision, GateState, OrderSnapshot, Reason, decide
+from recovery.sweep.placement import SenderQueue
 from recovery.sweep.results import OrderOutcome, SweepResult
 
 logger = logging.getLogger("recovery.sweep")
@@ -99,6 +100,8 @@ class FreshWriter:
             s.id: OrderOutcome.of(s.id, s.client_order_id, d) for s, d in plan.decided if not d.cancels
         }
         self.reads = 0  # reads again after the plan's (reported: their cost per order)
+        # The backend's loop queue as the plan counted it, moved by each order written since.
+        self.queue = SenderQueue(plan.queue_ahead or 0)
 
     def _picture(self, state: GateState, *, read_at: dt.datetime) -> Picture:
         context = SweepContext(
@@ -172,13 +175,22 @@ class FreshWriter:
     ) -> OrderOutcome:
         if not decision.cancels:
             return OrderOutcome.of(snapshot.id, snapshot.client_order_id, decision)
+        problem = self.queue.problem() if decision.replaces else None
         if decision.replaces and self.replacements_left <= 0:
             detail = MSG_PAST_BREAKER.format(reason=decision.reason)
-            return self._skip(snapshot, decision, reason=Reason.CIRCUIT_OPEN, detail=detail)
-        outcome = order_write(snapshot, decision, context=picture.context, transactions=transactions)
+            outcome = self._skip(snapshot, decision, reason=Reason.CIRCUIT_OPEN, detail=detail)
+        elif problem is not None:
+            outcome = self._skip(snapshot, decision, reason=Reason.BACKEND_SENDER_UNAVAILABLE, detail=problem)
+        else:
+            outcome = order_write(snapshot, decision, context=picture.context, transactions=transactions)
         # Counted once written: an order rolled back for a late lock (PictureStale) and tried
         # again does not take a second replacement of what the breaker weighed.
         self.replacements_left -= outcome.decision is Action.REPLACE
+        # The loop's queue: a replacement joins it, and so does a direct order left NEW.
+        cancelled = outcome.decision in (Action.CANCEL, Action.REPLACE)
+        self.queue.written(
+            replaced=outcome.decision is Action.REPLACE, kept=snapshot.run_id is None and not cancelled
+        )
         return outcome
 
     def _read_again(self, order_ids: list[int], queue: deque[int]) -> float:

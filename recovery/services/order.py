@@ -45,6 +45,7 @@ from recovery.sweep.decisions import (
     candidate_problem,
     decide,
 )
+from recovery.sweep.placement import placement_params
 from recovery.sweep.results import OrderOutcome, SweepResult
 
 logger = logging.getLogger("recovery.sweep")
@@ -100,9 +101,13 @@ def order_recover(
         if current is None:
             return changed_outcome(snapshot, decision, now=None)
         return _skipped(snapshot, decision, MSG_HELD)
-    # Rule 3b again on the row as locked, with its run's status as it is now (read with it).
+    # Rule 3b again on the row as locked, with its run's status as it is now (read with it);
+    # the rest of its run (rule 7c) as the picture read it, a few seconds ago at most.
     statuses = {locked.run_id: locked.run_status_now} if locked.run_id is not None else {}
-    fresh = selectors.order_snapshot(locked, runs=context.runs, run_statuses=statuses)
+    placements = {snapshot.run_id: snapshot.run} if snapshot.run_id is not None and snapshot.run else {}
+    fresh = selectors.order_snapshot(
+        locked, runs=context.runs, run_statuses=statuses, run_placements=placements
+    )
     if candidate_problem(fresh, settings=config, now=now) is not None:
         return changed_outcome(snapshot, decision, now=locked)
     evidence = context.gates.evidence.get(snapshot.id)
@@ -127,7 +132,7 @@ def order_recover(
         raise NothingMatched(snapshot.id)
     replacement = (
         # The chain's place as the locked row says it, not as the earlier read did.
-        _replacement_create(locked, attempt=fresh_attempt(again), now=now, sweep_id=sweep_id)
+        _replacement_create(locked, fresh, attempt=fresh_attempt(again), now=now, sweep_id=sweep_id)
         if decision.replaces
         else None
     )
@@ -211,17 +216,24 @@ class Replacement:
     chain: dict[str, Any]  # its params["auto_recovery"]
 
 
+# run_id NULL: the backend's direct-order loop sends only rows with no run; a row added to
+# a run is never sent (the run's intent file was written when the run was built).
 REPLACEMENT_SQL = (
     "INSERT INTO trade_orders (run_id, client_order_id, symbol, side, quantity, order_type, "
     "limit_price, status, filled_quantity, params, created_at, updated_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, 'NEW', 0, %s, %s, %s)"
+    "VALUES (NULL, %s, %s, %s, %s, %s, %s, 'NEW', 0, %s, %s, %s)"
 )
 
 
 def _replacement_create(
-    original: TradeOrder, *, attempt: int, now: dt.datetime, sweep_id: str
+    original: TradeOrder, snapshot: OrderSnapshot, *, attempt: int, now: dt.datetime, sweep_id: str
 ) -> Replacement:
-    """Insert the new NEW order; a clash on the unique client_order_id rolls the order back."""
+    """Insert the new NEW order; a clash on the unique client_order_id rolls the order back.
+
+    Written as the backend's direct-order loop takes it (sweep.placement): no run, its
+    retry pending and due at once, the original's mode and project (its run's, when it has
+    one), so the backend sends it, once, with its own retries.
+    """
     new_params = replacement_params(
         original_params=original.params,
         origin_order_id=original.pk,
@@ -229,6 +241,9 @@ def _replacement_create(
         attempt=attempt,
         now=now,
         sweep_id=sweep_id,
+        placement=placement_params(
+            mode=snapshot.mode, project_id=snapshot.project_id, run_id=original.run_id, run=snapshot.run
+        ),
     )
     # The chain's root is in the new params already; no second walk of the original's.
     root_client = new_params["auto_recovery"]["root_client_order_id"]
@@ -236,7 +251,7 @@ def _replacement_create(
     connection = connections[trading_alias()]
     stamp = connection.ops.adapt_datetimefield_value(now)
     row = [
-        original.run_id, client_order_id, original.symbol, original.side, original.quantity,
+        client_order_id, original.symbol, original.side, original.quantity,
         original.order_type, original.limit_price, json.dumps(new_params, allow_nan=False), stamp, stamp,
     ]  # fmt: skip
     with connection.cursor() as cursor:

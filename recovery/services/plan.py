@@ -38,6 +38,7 @@ from recovery.sweep.decisions import (
     decide,
     sweep_wide_skip,
 )
+from recovery.sweep.placement import SenderQueue
 from recovery.sweep.results import OrderOutcome
 
 # Skips listed one by one in a run's result; past this they are counted by reason only.
@@ -69,6 +70,9 @@ class Plan:
     replaces_decided: int = 0
     read_at: dt.datetime | None = None  # the sweep's clock when the plan's reads began
     out_of_time: bool = False  # the time budget ran out before the pass was done
+    # Rows the backend's loop reads before this sweep's first replacement (rule 10b), once
+    # its direct cancels are gone; None when nothing is to be re-placed.
+    queue_ahead: int | None = None
 
     @property
     def would_replace(self) -> int:
@@ -147,11 +151,38 @@ def sweep_plan(
             plan.out_of_time = True
             break
         after = (rows[-1].created_at, rows[-1].pk)
+    if plan.replaces_decided:
+        _sender_queue_weigh(plan)
     plan.state = selectors.gates_state(sweep, evidence=plan.evidence)
     plan.report = selectors.gates_report(sweep, evidence=plan.evidence_report or None)
+    plan.report["sender"]["queue_ahead"] = plan.queue_ahead
     if held:
         _held_back_report(plan, held=held, config=config, now=now, index=index)
     return plan
+
+
+def _sender_queue_weigh(plan: Plan) -> None:
+    """Hold the replacements that would starve in the backend's loop queue (rule 10b).
+
+    The loop reads the 200 oldest rows with no run, NEW or REJECTED, before it looks for
+    ours. Counted once the sweep's direct cancels are gone, then order by order in the
+    order the writer writes: a replacement with too many rows ahead of it is not written,
+    and its order stays NEW (`backend_sender_unavailable`) instead of being cancelled.
+    """
+    leaving = [s.id for s, d in plan.decided if d.cancels and s.run_id is None]
+    plan.queue_ahead = selectors.sender_queue_count(leaving=leaving)
+    queue = SenderQueue(plan.queue_ahead)
+    for index, (snapshot, decision) in enumerate(plan.decided):
+        if not decision.replaces:
+            continue
+        problem = queue.problem()
+        if problem is None:
+            queue.written(replaced=True)
+            continue
+        held = replace(decision, action=Action.SKIP, reason=Reason.BACKEND_SENDER_UNAVAILABLE, detail=problem)
+        plan.decided[index] = (snapshot, held)
+        plan.replaces_decided -= 1
+        queue.written(replaced=False, kept=snapshot.run_id is None)
 
 
 def _batch_gather(

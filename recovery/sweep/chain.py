@@ -9,9 +9,23 @@ from typing import Any
 from recovery.db.timestamps import iso_utc
 
 CLIENT_ORDER_ID_MAX = 64
-# Execution state of the original that must not ride along into its replacement.
-EXECUTION_KEYS = frozenset({"submit_command", "auto_recovery_cancel", "direct_retry", "sync_reason"})
-EXECUTION_PREFIXES = ("open_orders_",)
+# What must not ride along into a replacement: the original's execution state, and every
+# key that ties broker evidence to the original (its tags, its events, its positions
+# baseline). The backend matches open orders and fills by these, so a replacement that
+# carried them would be marked SUBMITTED for the original, or booked the original's fill.
+EXECUTION_KEYS = frozenset(
+    {
+        "submit_command",
+        "auto_recovery_cancel",
+        "direct_retry",
+        "sync_reason",
+        "broker_order_tag",
+        "event_tag",
+        "event_source",
+        "positions_baseline",
+    }
+)
+EXECUTION_PREFIXES = ("open_orders_", "event_")
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -44,12 +58,18 @@ def replacement_params(
     attempt: int,
     now: dt.datetime,
     sweep_id: str,
+    placement: tuple[Mapping[str, Any], Mapping[str, Any]],
 ) -> dict[str, Any]:
+    """The replacement's params: the original's without its execution state, the chain
+    keys, and `placement` (sweep.placement.placement_params: what hands it to the
+    backend's direct-order loop, and what of it goes into the chain keys)."""
     params = {
         key: value
         for key, value in _object(original_params).items()
         if key not in EXECUTION_KEYS and not key.startswith(EXECUTION_PREFIXES)
     }
+    placed, chain = placement
+    params.update(placed)
     root_id, root_client = chain_root(
         order_id=origin_order_id, client_order_id=origin_client_order_id, params=original_params
     )
@@ -61,6 +81,7 @@ def replacement_params(
         "root_client_order_id": root_client,
         "triggered_at": iso_utc(now),
         "sweep_id": sweep_id,
+        **chain,
     }
     return params
 

@@ -11,7 +11,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import time
 from typing import Any
 
@@ -61,9 +61,17 @@ class AutoRecoveryConfig:
     # Rolling breaker: replacements written by every sweep (cron, admin, API, every host) in
     # the last 60 minutes, counted from the trail; a sweep that would go past it replaces nothing.
     max_replacements_per_hour: int = 60
+    # Re-place an order of a finished run (as a direct order); off: such an order is only
+    # cancelled (rule 7c, run_order_not_replaced), the backend's partial resume sends the rest.
+    replace_run_orders: bool = False
+    # The backend's partial-run resume as its trade executor reads the same JSON (resume_parse),
+    # not a setting of the sweep's own: rule 7c asks whether a run's resume is off or used up.
+    auto_resume_partial_remaining: bool = field(default=True, metadata={"backend": True})
+    auto_resume_partial_max_attempts: int = field(default=1, metadata={"backend": True})
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The sweep's own settings (the backend's keys are shown where they are edited)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("backend")}
         data["blackout_windows"] = [w.as_dict() for w in self.blackout_windows]
         return data
 
@@ -176,8 +184,9 @@ VALIDATORS: dict[str, Callable[[Any], tuple[Any, str | None]]] = {
     "blackout_windows": _check_windows,
     "replace_same_trading_day_only": _check_bool,
     "max_replacements_per_hour": _int_in(*RANGES["max_replacements_per_hour"]),
+    "replace_run_orders": _check_bool,
 }
-KNOWN_KEYS = frozenset(f.name for f in fields(AutoRecoveryConfig))
+KNOWN_KEYS = frozenset(f.name for f in fields(AutoRecoveryConfig) if not f.metadata.get("backend"))
 assert KNOWN_KEYS == frozenset(VALIDATORS), "every setting needs a validator"
 
 # The backend's own keys in the same JSON, read by its live execution algorithm for broker
@@ -291,4 +300,5 @@ def config_parse(raw: Any, *, row_exists: bool = True) -> tuple[AutoRecoveryConf
             values[key] = value
         else:
             warnings.append(SettingsWarning(key, _json_safe(raw[key]), why))
+    values.update(resume_parse(raw))
     return AutoRecoveryConfig(**values), warnings

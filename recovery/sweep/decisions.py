@@ -18,6 +18,7 @@ from recovery.db.timestamps import trade_date_for
 from recovery.gates.bridge import symbol_key
 from recovery.gates.evidence import OrderEvidence, submit_command_get
 from recovery.sweep.config import AutoRecoveryConfig
+from recovery.sweep.placement import MSG_NOT_READ, RunPlacement, SenderState, partial_resume_pending
 
 SIDES = frozenset({"BUY", "SELL"})
 ORDER_TYPES = frozenset({"MKT", "LMT", "ADAPTIVE_LMT", "PEG_MID"})
@@ -62,9 +63,11 @@ class Reason(StrEnum):
     INVALID_ORDER = "invalid_order"
     RETRIES_EXHAUSTED = "retries_exhausted"
     STALE_INTENT = "stale_intent"
+    RUN_ORDER_NOT_REPLACED = "run_order_not_replaced"
     OUTSIDE_RTH = "outside_rth"
     QUOTE_UNAVAILABLE = "quote_unavailable"
     PRICE_DEVIATION = "price_deviation"
+    BACKEND_SENDER_UNAVAILABLE = "backend_sender_unavailable"
     REPLACED = "replaced"
     CIRCUIT_OPEN = "circuit_open"
     REPLACEMENT_ID_TAKEN = "replacement_id_taken"  # found when writing: cancelled, not re-placed
@@ -104,6 +107,7 @@ class OrderSnapshot:
     mode: str = "paper"
     run_id: int | None = None
     run_status: str | None = None  # its run's status as read; None when not looked up
+    run: RunPlacement | None = None  # what rule 7c and the replacement read of its run
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,9 @@ class GateState:
     # database shares this host's clock); past the tolerance nothing is changed (rule 1c).
     clock_skew_seconds: float | None = None
     clock_tolerance_seconds: float = 5.0
+    # Would the backend's direct-order loop send a replacement (rule 10b)? None: not read,
+    # and nothing is re-placed on a sender nobody looked at.
+    sender: SenderState | None = None
 
 
 @dataclass(frozen=True)
@@ -345,6 +352,15 @@ def _recovery_decide(
     created_on, today = trade_date_for(order.created_at), trade_date_for(now)
     if settings.replace_same_trading_day_only and created_on < today:
         return cancel(Reason.STALE_INTENT, f"created on {created_on}, today is {today} in New York")
+    if order.run_id is not None:
+        # Rule 7c: the run has ended (rule 3b); what it left is the backend's to resume.
+        if not settings.replace_run_orders:
+            return cancel(
+                Reason.RUN_ORDER_NOT_REPLACED, f"an order of run {order.run_id}; replace_run_orders is off"
+            )
+        resume = partial_resume_pending(order.run or RunPlacement(), config=settings)
+        if resume is not None:
+            return cancel(Reason.RUN_ORDER_NOT_REPLACED, resume)
     if not gates.market_open and not settings.allow_replace_outside_rth:
         return cancel(Reason.OUTSIDE_RTH)
     quote = _quote_for(order.symbol, gates.quotes)
@@ -355,8 +371,21 @@ def _recovery_decide(
         shown = _shown_pct(deviation)
         if deviation > Decimal(repr(settings.max_price_deviation_pct)):
             return cancel(Reason.PRICE_DEVIATION, quote=quote, deviation_pct=shown)
-        return Decision(Action.REPLACE, Reason.REPLACED, quote=quote, deviation_pct=shown, **base)
-    return Decision(Action.REPLACE, Reason.REPLACED, quote=quote, **base)
+    else:
+        shown = None
+    # Rule 10b: the backend's retry path skips the checks its new-order path makes, so a
+    # replacement it would not send leaves the order NEW, untouched, for a later sweep.
+    sender = gates.sender.order_problem(order_mode=order.mode) if gates.sender else MSG_NOT_READ
+    if sender is not None:
+        return Decision(
+            Action.SKIP,
+            Reason.BACKEND_SENDER_UNAVAILABLE,
+            detail=sender,
+            quote=quote,
+            deviation_pct=shown,
+            **base,
+        )
+    return Decision(Action.REPLACE, Reason.REPLACED, quote=quote, deviation_pct=shown, **base)
 
 
 def _broker_objection(

@@ -125,7 +125,7 @@ def bridge(settings, tmp_path: Path) -> Bridge:  # noqa: ANN001
 def trading(db: None, bridge: Bridge) -> Bridge:
     """A settings row with defaults, IB in mock mode, an empty bridge folder."""
     factories.TradeSettingsFactory(auto_recovery={})
-    factories.IbSettingsFactory(api_mode="mock")
+    factories.IbSettingsFactory()
     return bridge
 
 

@@ -11,6 +11,7 @@ from factory.django import DjangoModelFactory
 from recovery.db import models
 from recovery.db.routers import trading_alias
 from recovery.gates.guard import trade_date_for
+from recovery.tests.gateway import gateway_port
 
 
 class TradingFactory(DjangoModelFactory):
@@ -80,9 +81,10 @@ class IbSettingsFactory(TradingFactory):
     class Meta:
         model = models.IbSettings
 
+    # A gateway that answers, in the mode whose replacements the backend sends (rule 10b).
     host = "127.0.0.1"
-    port = 7497
-    api_mode = "mock"
+    port = factory.LazyFunction(gateway_port)
+    api_mode = "ib"
 
 
 class SweepRunFactory(DjangoModelFactory):

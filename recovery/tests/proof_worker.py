@@ -128,7 +128,7 @@ def _admin(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _result_facts(result: Any) -> dict[str, Any]:
-    from recovery.sweep.decisions import Action
+    from recovery.sweep.decisions import Action, Reason
 
     return {
         **result.counts(),
@@ -136,6 +136,8 @@ def _result_facts(result: Any) -> dict[str, Any]:
         "circuit_open": result.circuit_open,
         "cancelled_ids": [o.id for o in result.orders if o.decision in (Action.CANCEL, Action.REPLACE)],
         "replacements": [[o.id, o.replacement_id] for o in result.orders if o.decision is Action.REPLACE],
+        # Left NEW and untouched: the backend's loop would not have sent their replacements (10b).
+        "held_ids": [o.id for o in result.orders if o.reason is Reason.BACKEND_SENDER_UNAVAILABLE],
         "left_alone": len(result.left_alone),
     }
 

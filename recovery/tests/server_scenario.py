@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 
 from recovery.tests.galera import Node
+from recovery.tests.gateway import gateway_port
 from recovery.tests.proof_worker import Process
 from recovery.tests.test_proof_crashes import BROKEN
 
@@ -89,7 +90,8 @@ def rows(connection: Any, sql: str, params: tuple = ()) -> list[tuple]:
 
 
 def scenario_create(connection: Any, *, orders: int) -> set[int]:
-    """Settings, IB in mock mode, and `orders` stale MKT orders, NEW for an hour or so."""
+    """Settings, a gateway that answers (this process's stand-in), and `orders` stale MKT
+    orders, NEW for an hour or so."""
     with connection.cursor() as cursor:
         for table in ("audit_logs", "trade_orders", "trade_settings", "ib_settings", "tradeops_sweep_runs"):
             cursor.execute(f"DELETE FROM {table}")
@@ -97,7 +99,9 @@ def scenario_create(connection: Any, *, orders: int) -> set[int]:
             "INSERT INTO trade_settings (risk_defaults, auto_recovery) VALUES ('{}', %s)",
             [json.dumps(SETTINGS)],
         )
-        cursor.execute("INSERT INTO ib_settings (host, port, api_mode) VALUES ('127.0.0.1', 1, 'mock')")
+        cursor.execute(
+            "INSERT INTO ib_settings (host, port, api_mode) VALUES ('127.0.0.1', %s, 'ib')", [gateway_port()]
+        )
         cursor.execute(
             "INSERT INTO trade_orders (client_order_id, symbol, side, quantity, order_type, status, params,"
             " created_at, updated_at)"

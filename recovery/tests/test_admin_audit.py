@@ -30,7 +30,7 @@ def swept(bridge) -> dict:  # noqa: ANN001
     factories.TradeSettingsFactory(
         auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
     )
-    factories.IbSettingsFactory(api_mode="mock")
+    factories.IbSettingsFactory()
     created = timezone.now() - dt.timedelta(minutes=5)
     orders = [
         factories.TradeOrderFactory(client_order_id=f"aud-{i}", created_at=created, updated_at=created)

@@ -57,7 +57,7 @@ def trading_rows(bridge) -> None:  # noqa: ANN001
     factories.TradeSettingsFactory(
         auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
     )
-    factories.IbSettingsFactory(api_mode="mock")
+    factories.IbSettingsFactory()
 
 
 @pytest.fixture

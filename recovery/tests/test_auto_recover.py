@@ -249,7 +249,10 @@ def test_rule_11_replaced_keeps_limit_price_and_params(trading) -> None:
     replacement = TradeOrder.objects.get(pk=outcome(result, order)["replacement_id"])
     assert replacement.limit_price == 100.0
     assert replacement.params["strategy"] == "mean_rev"
-    assert not {"sync_reason", "open_orders_seen", "direct_retry"} & set(replacement.params)
+    assert not {"sync_reason", "open_orders_seen"} & set(replacement.params)
+    # The original's retry state is gone; the backend's loop gets a fresh one, due now.
+    assert replacement.params["direct_retry"] == {"pending": True, "reason": "auto_recovery", "count": 0}
+    assert replacement.run_id is None
     assert replacement.params["auto_recovery"]["attempts"] == 1
     assert replacement.params["auto_recovery"]["origin_order_id"] == order.pk
 
@@ -357,14 +360,31 @@ def test_dry_run_writes_nothing_and_says_what_would_happen(trading) -> None:
     assert table_checksum() == before
 
 
+def backend_sent(order: TradeOrder) -> None:
+    """What the backend's direct-order loop leaves on a replacement it sent that never reached
+    the broker: its retry no longer pending (until then the order is the backend's, rule 3b)."""
+    params = dict(order.params)
+    params["direct_retry"] = {
+        **params["direct_retry"],
+        "pending": False,
+        "count": 1,
+        "last_reason": "submitted",
+    }
+    TradeOrder.objects.filter(pk=order.pk).update(params=params)
+
+
 def test_a_chain_across_three_sweeps_stops_at_max_auto_retries(trading) -> None:
     set_settings(max_auto_retries=2)
     root = stale_order(client_order_id="chain-root")
     first = run()
     r1 = TradeOrder.objects.get(pk=outcome(first, root)["replacement_id"])
     later = CLOCK + dt.timedelta(minutes=2)
+    held = run(now=later)  # not yet picked up by the backend's loop: its, and nothing else goes
+    assert (outcome(held, r1)["decision"], outcome(held, r1)["reason"]) == ("skip", "owned_by_backend")
+    backend_sent(r1)
     second = run(now=later)
     r2 = TradeOrder.objects.get(pk=outcome(second, r1)["replacement_id"])
+    backend_sent(r2)
     third = run(now=later + dt.timedelta(minutes=2))
     assert (r1.client_order_id, r2.client_order_id) == ("chain-root-r1", "chain-root-r2")
     assert r2.params["auto_recovery"]["attempts"] == 2
@@ -427,7 +447,7 @@ def test_settings_column_that_is_not_an_object_means_defaults(trading) -> None:
 
 
 def test_no_settings_row_means_defaults(db, bridge) -> None:
-    factories.IbSettingsFactory(api_mode="mock")
+    factories.IbSettingsFactory()
     order = stale_order()
     result = run()
     assert outcome(result, order)["reason"] == "replaced"

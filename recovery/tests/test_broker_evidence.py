@@ -19,7 +19,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from recovery.db.audit import ACTION_CANCEL, ACTION_SWEEP
-from recovery.db.models import AuditLog, TradeOrder
+from recovery.db.models import AuditLog, TradeOrder, TradeSettings
 from recovery.db.routers import trading_alias
 from recovery.services import sweep_run
 from recovery.services.order import MSG_EVIDENCE_CHANGED, SweepContext, order_recover
@@ -45,6 +45,7 @@ def by_client(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_the_eight_kinds_of_evidence_keep_their_orders_the_others_recover_or_close(trading) -> None:
+    TradeSettings.objects.update(auto_recovery={"replace_run_orders": True})  # some are run orders
     orders = evidence_cases_build(root=trading.root, now=CLOCK)
     result = run_command()
     outcomes = by_client(result)
@@ -107,6 +108,7 @@ def test_a_missing_bridge_root_changes_nothing_and_says_so(trading, caplog) -> N
 
 
 def test_a_run_folder_missing_here_leaves_only_that_runs_orders(trading) -> None:
+    TradeSettings.objects.update(auto_recovery={"replace_run_orders": True})
     gone = factories.TradeRunFactory(params={"lean_execution": {"output_dir": "/data/backend/run_9"}})
     here = factories.TradeRunFactory(params={"lean_execution": {"output_dir": str(trading.folder("run_10"))}})
     stuck = stale_order(run_id=gone.pk)
@@ -179,9 +181,13 @@ def test_the_eight_cases_through_manage_py_on_mariadb(committed_db, tmp_path: Pa
     take from the time of day: re-placing outside regular hours is allowed.
     """
     factories.TradeSettingsFactory(
-        auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
+        auto_recovery={
+            "allow_replace_outside_rth": True,
+            "replace_same_trading_day_only": False,
+            "replace_run_orders": True,
+        }
     )
-    factories.IbSettingsFactory(api_mode="mock")
+    factories.IbSettingsFactory()
     root = tmp_path / "lean_bridge"
     root.mkdir()
     orders = evidence_cases_build(root=root, now=timezone.now())

@@ -142,7 +142,7 @@ def test_ops_path_list_preview_confirm_and_the_audit_chain(
     factories.TradeSettingsFactory(
         auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
     )
-    factories.IbSettingsFactory(api_mode="mock")
+    factories.IbSettingsFactory()
     ops_user(django_user_model)
     first = stale_order("br-1", symbol="AAPL", quantity=10)
     second = stale_order("br-2", symbol="MSFT", side="SELL", quantity=5)
@@ -345,7 +345,7 @@ def test_status_page_at_a_glance(
     factories.TradeSettingsFactory(
         auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
     )
-    factories.IbSettingsFactory(api_mode="mock")
+    factories.IbSettingsFactory()
     stale_order("st-1")
     stale_order("st-part", filled_quantity=3)
     factories.SweepRunFactory(

@@ -16,10 +16,12 @@ from recovery.sweep.chain import (
     replacement_client_order_id,
     replacement_params,
 )
+from recovery.sweep.placement import placement_params
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 NOW_TEXT = "2026-11-24T15:00:00Z"
 SWEEP = "sweep-20261124T150000-a1b2"
+DIRECT = placement_params(mode="paper", project_id=None, run_id=None, run=None)
 CHAIN_KEYS = {
     "attempts",
     "origin_order_id",
@@ -41,6 +43,7 @@ def replace_params(
         attempt=attempt,
         now=NOW,
         sweep_id=SWEEP,
+        placement=DIRECT,
     )
 
 
@@ -153,6 +156,13 @@ def test_replacement_params_drop_execution_state_and_keep_the_rest() -> None:
         "open_orders_seen_at": "2026-11-24T14:00:00Z",
         "open_orders_": "empty suffix",
         "open_orders_missing_count": 3,
+        # Everything that ties broker evidence to the original.
+        "broker_order_tag": "run7-AAPL",
+        "event_tag": "run7-AAPL",
+        "event_source": "lean",
+        "event_status": "SUBMITTED",
+        "event_time": "2026-11-24T14:00:00Z",
+        "positions_baseline": {"symbol": "AAPL", "quantity": 0},
     }
     params = replace_params(original)
     assert set(params) == {
@@ -163,8 +173,10 @@ def test_replacement_params_drop_execution_state_and_keep_the_rest() -> None:
         "open_orders",
         "orders_open_seen",
         "auto_recovery",
+        "direct_retry",
     }
-    for key in ("project_id", "mode", "strategy", "note", "open_orders", "orders_open_seen"):
+    assert params["direct_retry"] == {"pending": True, "reason": "auto_recovery", "count": 0}
+    for key in ("project_id", "strategy", "note", "open_orders", "orders_open_seen"):
         assert params[key] == original[key]
 
 
@@ -227,7 +239,7 @@ def test_replacement_params_replace_an_old_auto_recovery_object_whole() -> None:
 @pytest.mark.parametrize("original", [None, "not an object", ["a", "b"], 5, True])
 def test_non_object_params_count_as_empty(original: Any) -> None:
     params = replace_params(original, origin_id=100, origin_client="run7-AAPL", attempt=1)
-    assert set(params) == {"auto_recovery"}
+    assert set(params) == {"auto_recovery", "direct_retry", "mode"}
     assert params["auto_recovery"]["root_order_id"] == 100
     assert params["auto_recovery"]["root_client_order_id"] == "run7-AAPL"
 
@@ -242,7 +254,13 @@ def test_non_object_params_count_as_empty(original: Any) -> None:
 )
 def test_triggered_at_is_iso_utc_with_z(now: datetime, text: str) -> None:
     params = replacement_params(
-        original_params={}, origin_order_id=1, origin_client_order_id="c", attempt=1, now=now, sweep_id=SWEEP
+        original_params={},
+        origin_order_id=1,
+        origin_client_order_id="c",
+        attempt=1,
+        now=now,
+        sweep_id=SWEEP,
+        placement=DIRECT,
     )
     assert params["auto_recovery"]["triggered_at"] == text
 

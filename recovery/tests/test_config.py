@@ -36,8 +36,9 @@ DEFAULTS = {
     "blackout_windows": [],
     "replace_same_trading_day_only": True,
     "max_replacements_per_hour": 60,
+    "replace_run_orders": False,
 }
-BOOL_KEYS = ("enabled", "allow_replace_outside_rth", "replace_same_trading_day_only")
+BOOL_KEYS = ("enabled", "allow_replace_outside_rth", "replace_same_trading_day_only", "replace_run_orders")
 INT_KEYS = (
     "new_timeout_seconds",
     "max_auto_retries",
@@ -104,11 +105,34 @@ def test_every_key_valid_and_non_default_applies() -> None:
         "blackout_windows": [window("23:45", "00:15")],
         "replace_same_trading_day_only": False,
         "max_replacements_per_hour": 500,
+        "replace_run_orders": True,
     }
     config, warnings = config_parse(raw)
     assert warnings == []
     assert config.as_dict() == raw
     assert config.blackout_windows == (BlackoutWindow(start=hm("23:45"), end=hm("00:15")),)
+
+
+@pytest.mark.parametrize(
+    ("raw", "remaining", "max_attempts"),
+    [
+        ({}, True, 1),
+        ({"auto_resume_partial_remaining": False, "auto_resume_partial_max_attempts": 3}, False, 3),
+        ({"auto_resume_partial_remaining": "no", "auto_resume_partial_max_attempts": 0}, False, 1),
+        ({"auto_resume_partial_remaining": "maybe", "auto_resume_partial_max_attempts": "x"}, True, 1),
+    ],
+)
+def test_the_backends_resume_keys_are_read_as_its_executor_reads_them(
+    raw: dict, remaining: bool, max_attempts: int
+) -> None:
+    """Rule 7c asks whether a run's partial resume is off: the backend's reading, not the form's."""
+    config, warnings = config_parse(raw)
+    assert (config.auto_resume_partial_remaining, config.auto_resume_partial_max_attempts) == (
+        remaining,
+        max_attempts,
+    )
+    assert warnings == []  # the backend's keys: never reported as the sweep's bad settings
+    assert "auto_resume_partial_remaining" not in config.as_dict()
 
 
 def test_as_dict_round_trips_through_the_parser() -> None:

@@ -75,7 +75,7 @@ def five_orders(committed_db, bridge):  # noqa: ANN001, ANN201
     factories.TradeSettingsFactory(
         auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
     )
-    factories.IbSettingsFactory(api_mode="mock")
+    factories.IbSettingsFactory()
     orders = [stale_order(age=500 - 10 * i, client_order_id=f"loss-{i}") for i in range(5)]
     with faults_installed() as faults:
         faults.add(

@@ -13,7 +13,7 @@ import pytest
 
 from recovery.db.timestamps import iso_parse as parse_timestamp
 from recovery.gates.evidence import KIND_COMMAND_FILE, KIND_EVENT, KIND_OPEN_ORDERS, OrderEvidence, Sighting
-from recovery.sweep.config import AutoRecoveryConfig
+from recovery.sweep.config import AutoRecoveryConfig, resume_parse
 from recovery.sweep.decisions import (
     TERMINAL_RUN_STATUSES,
     Action,
@@ -29,6 +29,7 @@ from recovery.sweep.decisions import (
     price_deviation_pct,
     submit_in_flight,
 )
+from recovery.sweep.placement import RunPlacement, SenderQueue, SenderState
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 in New York
 CLIENT_ID = "run7-AAPL-BUY-1"
@@ -90,6 +91,10 @@ def listed_open() -> EveryOrder:
     return EveryOrder(open=Sighting(KIND_OPEN_ORDERS, "/bridge/open_orders.json", tag=CLIENT_ID))
 
 
+# The backend's direct-order loop would send a replacement: api_mode 'ib', paper, nothing ahead.
+SENDER_READY = SenderState(api_mode="ib", mode="paper")
+
+
 def make_gates(**overrides: Any) -> GateState:
     """Every gate open: IB up, market open, a fresh quote for AAPL near its limit, no broker evidence."""
     values: dict[str, Any] = {
@@ -100,13 +105,15 @@ def make_gates(**overrides: Any) -> GateState:
         "in_blackout": False,
         "halted": frozenset(),
         "quotes": {"AAPL": 100.5},
+        "sender": SENDER_READY,
     }
     values.update(overrides)
     return GateState(**values)
 
 
 def make_settings(**overrides: Any) -> AutoRecoveryConfig:
-    return AutoRecoveryConfig(**overrides)
+    """The defaults, but make_order's run order may be re-placed (its run has no resume: rule 7c)."""
+    return AutoRecoveryConfig(**{"replace_run_orders": True, **overrides})
 
 
 def pending(requested_at: Any = None, **extra: Any) -> dict[str, Any]:
@@ -410,10 +417,11 @@ def test_age_is_rounded_to_milliseconds() -> None:
 
 def test_guard_halts_only_the_same_project_and_mode() -> None:
     halted = make_gates(halted=frozenset({(7, "live"), (8, "paper")}))
+    live = make_gates(halted=frozenset({(7, "live"), (8, "paper")}), sender=SenderState("ib", "live"))
     assert_replaced(run(make_order(project_id=7, mode="paper"), halted))
     assert_skip(run(make_order(project_id=7, mode="live"), halted), Reason.GUARD_HALTED)
     assert_skip(run(make_order(project_id=8, mode="paper"), halted), Reason.GUARD_HALTED)
-    assert_replaced(run(make_order(project_id=8, mode="live"), halted))
+    assert_replaced(run(make_order(project_id=8, mode="live"), live))
 
 
 def test_an_order_without_a_project_is_never_halted() -> None:
@@ -926,3 +934,143 @@ def test_reason_codes_are_the_strings_of_the_design() -> None:
         "write_failed",
     }
     assert {a.value for a in Action} == {"replace", "cancel", "skip"}
+
+
+# --- rule 7c: an order of a finished run ---------------------------------------------------
+
+
+def test_row_7c_a_run_order_is_only_cancelled_by_default() -> None:
+    decision = run(settings=AutoRecoveryConfig())  # replace_run_orders off, as shipped
+    assert_cancel(decision, Reason.RUN_ORDER_NOT_REPLACED)
+    assert "replace_run_orders is off" in (decision.detail or "")
+    assert_replaced(run(make_order(run_id=None, run_status=None), settings=AutoRecoveryConfig()))
+
+
+def test_row_7c_comes_after_stale_intent_and_before_outside_rth() -> None:
+    yesterday = ago(86400 + 120)
+    assert_cancel(
+        run(make_order(created_at=yesterday, updated_at=yesterday), settings=AutoRecoveryConfig()),
+        Reason.STALE_INTENT,
+    )
+    assert_cancel(
+        run(gates=make_gates(market_open=False), settings=AutoRecoveryConfig()), Reason.RUN_ORDER_NOT_REPLACED
+    )
+
+
+RESUMABLE = RunPlacement(decision_snapshot_id=12)
+
+
+@pytest.mark.parametrize(
+    ("placement", "config", "replaced", "words"),
+    [
+        # The backend's resume is on by default, one child: the run's remainder is its to send.
+        (RESUMABLE, {}, False, "partial resume is on (attempt 1 of 1)"),
+        (RunPlacement(decision_snapshot_id=12, auto_resume={"child_run_id": 31}), {}, False, "child run 31"),
+        # Off in the settings, or in the run's own params.auto_recovery (which win there).
+        (RESUMABLE, {"auto_resume_partial_remaining": False}, True, None),
+        (
+            RunPlacement(decision_snapshot_id=12, auto_recovery={"auto_resume_partial_remaining": "off"}),
+            {},
+            True,
+            None,
+        ),
+        (
+            RunPlacement(decision_snapshot_id=12, auto_recovery={"auto_resume_partial_remaining": True}),
+            {"auto_resume_partial_remaining": False},
+            False,
+            "partial resume is on",
+        ),
+        # Used up: the run is itself the last child, or the backend said so.
+        (RunPlacement(decision_snapshot_id=12, auto_resume_attempt=1), {}, True, None),
+        (
+            RunPlacement(decision_snapshot_id=12, auto_resume_attempt="1"),
+            {"auto_resume_partial_max_attempts": 2},
+            False,
+            "attempt 2 of 2",
+        ),
+        (RunPlacement(decision_snapshot_id=12, auto_resume={"skipped": "attempt_limit"}), {}, True, None),
+        # No decision snapshot: the backend never resumes such a run.
+        (RunPlacement(decision_snapshot_id=None), {}, True, None),
+        # An attempt it cannot read counts as 0 there: the first resume is still to come.
+        (RunPlacement(decision_snapshot_id=12, auto_resume_attempt="x"), {}, False, "attempt 1 of 1"),
+    ],
+)
+def test_row_7c_a_run_order_is_re_placed_only_when_its_partial_resume_is_off_or_used_up(
+    placement: RunPlacement, config: dict, replaced: bool, words: str | None
+) -> None:
+    decision = run(make_order(run=placement), settings=make_settings(**config_values(config)))
+    if replaced:
+        assert_replaced(decision)
+    else:
+        assert_cancel(decision, Reason.RUN_ORDER_NOT_REPLACED)
+        assert words in (decision.detail or "")
+
+
+def config_values(raw: dict) -> dict:
+    """The settings as config_parse would give them for the backend's resume keys in `raw`."""
+    parsed = resume_parse(raw)
+    return {
+        "auto_resume_partial_remaining": parsed["auto_resume_partial_remaining"],
+        "auto_resume_partial_max_attempts": parsed["auto_resume_partial_max_attempts"],
+    }
+
+
+# --- rule 10b: the backend's sender would not take the replacement ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("sender", "words"),
+    [
+        (None, "not checked"),
+        (SenderState(api_mode="mock", mode="paper"), "api_mode is 'mock'"),
+        (
+            SenderState(
+                api_mode="ib", mode="paper", blocked="the gateway health file says 'gateway_restarting'"
+            ),
+            "gateway_restarting",
+        ),
+        (SenderState(api_mode="ib", mode="live"), "the order is 'paper', ib_settings is 'live'"),
+        (SenderState(api_mode="ib", mode="paper", waiting="replacement 9 has waited 75 s"), "waited 75 s"),
+    ],
+)
+def test_row_10b_an_order_the_backend_would_not_send_again_stays_new(
+    sender: SenderState | None, words: str
+) -> None:
+    decision = run(gates=make_gates(sender=sender))
+    assert_skip(decision, Reason.BACKEND_SENDER_UNAVAILABLE)
+    assert words in (decision.detail or "")
+
+
+def test_row_10b_only_holds_back_what_would_be_re_placed() -> None:
+    mock = make_gates(sender=SenderState(api_mode="mock", mode="paper"))
+    # Cancel-only rows are not the sender's business: api_mode 'mock' still cancels them.
+    assert_cancel(run(make_order(side="HOLD"), mock), Reason.INVALID_ORDER)
+    assert_cancel(run(gates=make_gates(market_open=False, sender=mock.sender)), Reason.OUTSIDE_RTH)
+    assert_cancel(run(gates=make_gates(quotes={"AAPL": 150.0}, sender=mock.sender)), Reason.PRICE_DEVIATION)
+    # And it comes after every rule that would cancel: the order row decides first.
+    assert_skip(run(gates=mock), Reason.BACKEND_SENDER_UNAVAILABLE)
+
+
+def test_row_10b_reads_the_mode_as_the_backends_loop_does() -> None:
+    assert_replaced(
+        run(make_order(mode="Paper "), make_gates(sender=SenderState(api_mode=" IB", mode="PAPER")))
+    )
+    assert_replaced(run(make_order(mode=""), make_gates(sender=SenderState(api_mode="ib", mode=""))))
+
+
+@pytest.mark.parametrize(("ahead", "problem"), [(0, False), (149, False), (150, True), (151, True)])
+def test_the_loops_queue_admits_a_replacement_with_fewer_than_150_rows_ahead(
+    ahead: int, problem: bool
+) -> None:
+    text = SenderQueue(ahead).problem()
+    assert (text is not None) is problem
+    if problem:
+        assert f"{ahead} rows with no run are NEW or REJECTED ahead" in text and "the oldest 200" in text
+
+
+def test_the_loops_queue_grows_with_each_replacement_and_each_direct_order_left_new() -> None:
+    queue = SenderQueue(140)
+    queue.written(replaced=True)  # a replacement joins at the end
+    queue.written(replaced=False, kept=True)  # a direct order the sweep meant to cancel stays
+    queue.written(replaced=False)  # a run order cancelled only: its run's, never in the queue
+    assert queue.ahead == 142

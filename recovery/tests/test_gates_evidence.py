@@ -55,6 +55,34 @@ def test_a_direct_event_tag_copied_onto_another_order_does_not_count() -> None:
     assert tags({"event_tag": "direct:9"}, client="direct:9") == {"direct:9", "direct:55"}
 
 
+CHAIN = {"origin_order_id": 41, "origin_client_order_id": "run7-AAPL", "root_order_id": 40,
+         "root_client_order_id": "run7"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "inherited",
+    [
+        {"broker_order_tag": "run7-AAPL", "event_tag": "run7-AAPL"},  # the origin's client id
+        {"broker_order_tag": "run7"},  # the chain's root
+        {"event_tag": "direct:41"},  # the origin's direct tag
+        {"event_tag": "direct:40"},
+    ],
+)
+def test_a_replacement_is_read_by_its_own_tags_never_its_chains(inherited: dict[str, Any]) -> None:
+    """A replacement that an earlier sweep wrote with the original's tags: the original's
+    events and open orders are the original's; matching them would call the replacement seen."""
+    params = {**inherited, "auto_recovery": {"attempts": 1, **CHAIN}}
+    assert tags(params, client="run7-AAPL-r1") == {"run7-AAPL-r1", "direct:55"}
+
+
+def test_a_replacement_keeps_a_tag_of_its_own() -> None:
+    # What the backend's loop sets when it sends it: its own client id.
+    params = {"broker_order_tag": "run7-AAPL-r1", "auto_recovery": {"attempts": 1, **CHAIN}}
+    assert tags(params, client="run7-AAPL-r1") == {"run7-AAPL-r1", "direct:55"}
+    params = {"broker_order_tag": "direct:55", "auto_recovery": {"attempts": 1, **CHAIN}}
+    assert tags(params, client="run7-AAPL-r1") == {"run7-AAPL-r1", "direct:55"}
+
+
 @pytest.mark.parametrize("odd", [None, 5, True, ["x"], {"a": 1}, "   "])
 def test_tags_that_are_not_text_are_ignored(odd: Any) -> None:
     assert tags({"broker_order_tag": odd, "event_tag": odd}) == {"run7-AAPL-1", "direct:55"}

@@ -28,6 +28,7 @@ PROCESS_STARTERS = {
     "recovery.tests.server_scenario",
     "recovery.tests.galera",
     "recovery.tests.test_processes",
+    "recovery.tests.backend_harness",
 }
 CLOCK_READS = {
     ("timezone", "now"),

@@ -33,6 +33,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SETTINGS_UPDATE, ACTION_SWEEP, admin_actor
 from recovery.db.routers import TRADING_TABLES, trading_alias
 from recovery.db.schema import sql_statements, trading_schema_build
+from recovery.tests.gateway import gateway_port
 from recovery.tests.scratch import registered_connection
 
 pytestmark = [pytest.mark.mysql, pytest.mark.processes]
@@ -238,7 +239,7 @@ def deployment(django_db_blocker, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def trading_rows_seed(deployment: Deployment) -> None:
-    """As root, what the backend would have written: settings, IB in mock mode."""
+    """As root, what the backend would have written: settings, IB at a gateway that answers."""
     settings_json = json.dumps(
         {
             "allow_replace_outside_rth": True,
@@ -252,7 +253,9 @@ def trading_rows_seed(deployment: Deployment) -> None:
             " VALUES (%s, 'ib', %s)",
             ['{"max_position_pct": 0.1}', settings_json],
         )
-        cursor.execute("INSERT INTO ib_settings (host, port, api_mode) VALUES ('127.0.0.1', 7497, 'mock')")
+        cursor.execute(
+            "INSERT INTO ib_settings (host, port, api_mode) VALUES ('127.0.0.1', %s, 'ib')", [gateway_port()]
+        )
 
 
 def orders_insert(deployment: Deployment, prefix: str, rows: list[tuple[str, str, str]]) -> list[int]:

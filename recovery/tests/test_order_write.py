@@ -52,7 +52,8 @@ def write(snapshot, decision, context):  # noqa: ANN001, ANN201
 
 def test_a_run_that_started_again_before_the_lock_keeps_its_order(trading) -> None:  # noqa: ANN001
     """Rule 3b again under the row lock, with the run's status as it is at that moment."""
-    run = factories.TradeRunFactory(status="done")
+    TradeSettings.objects.update(auto_recovery={"replace_run_orders": True})
+    run = factories.TradeRunFactory(status="done")  # no decision snapshot: the backend never resumes it
     order = stale_order(client_order_id="resumed", run_id=run.pk)
     snapshot, decision, context = decided_now(order)
     assert decision.action is Action.REPLACE
@@ -152,7 +153,7 @@ def faults(committed_db, bridge):  # noqa: ANN001, ANN201
     factories.TradeSettingsFactory(
         auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
     )
-    factories.IbSettingsFactory(api_mode="mock")
+    factories.IbSettingsFactory()
     with faults_installed() as installed:
         yield installed
 
@@ -249,9 +250,13 @@ def test_one_recovered_order_costs_five_round_trips(committed_db, bridge, in_a_r
     """Lock, cancel, replacement, audit rows, COMMIT: no SET autocommit around each order, and
     for a run's order no read of its own for the run's status (it comes with the lock)."""
     factories.TradeSettingsFactory(
-        auto_recovery={"allow_replace_outside_rth": True, "replace_same_trading_day_only": False}
+        auto_recovery={
+            "allow_replace_outside_rth": True,
+            "replace_same_trading_day_only": False,
+            "replace_run_orders": True,
+        }
     )
-    factories.IbSettingsFactory(api_mode="mock")
+    factories.IbSettingsFactory()
     run_id = factories.TradeRunFactory(status="done").pk if in_a_run else None
 
     def questions_for(count: int) -> int:

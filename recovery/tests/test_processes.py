@@ -123,8 +123,8 @@ def test_demo_runs_twice_and_shows_every_rule(tmp_path: Path) -> None:
     for _ in range(2):
         result = manage("demo", database_url=url, DEBUG="1")
         assert result.returncode == 0, result.stderr
-        assert "decision-table reasons shown: 20 of 20" in result.stdout
-        assert "scanned 23  cancelled 11  replaced 4  skipped 12  failed 0" in result.stdout
+        assert "decision-table reasons shown: 22 of 22" in result.stdout
+        assert "scanned 25  cancelled 12  replaced 4  skipped 13  failed 0" in result.stdout
     assert (tmp_path / "demo-bridge" / "quotes.json").is_file()
     assert (tmp_path / "demo-bridge" / "run_1" / "execution_events.jsonl").is_file()
     # The demo's replacement names its real original (not another order that happens to be id 1).

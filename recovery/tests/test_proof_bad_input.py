@@ -38,6 +38,7 @@ from recovery.selectors import order_snapshot
 from recovery.services import sweep_run
 from recovery.sweep.config import KNOWN_KEYS, WHOLE_COLUMN, AutoRecoveryConfig, BlackoutWindow, config_parse
 from recovery.sweep.decisions import Action, GateState, Reason, decide
+from recovery.sweep.placement import SenderState
 from recovery.sweep.results import OrderOutcome, SweepResult
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK
@@ -57,7 +58,9 @@ DEFAULTS = AutoRecoveryConfig()
 
 # --- docs/design.md's settings table, as an oracle -------------------------------------------
 
-BOOL_KEYS = frozenset({"enabled", "allow_replace_outside_rth", "replace_same_trading_day_only"})
+BOOL_KEYS = frozenset(
+    {"enabled", "allow_replace_outside_rth", "replace_same_trading_day_only", "replace_run_orders"}
+)
 INT_RANGES = {
     "new_timeout_seconds": (1, 86400),
     "max_auto_retries": (0, 10),
@@ -105,7 +108,7 @@ def setting_oracle(key: str, value: Any) -> tuple[bool, Any]:
 
 def settings_oracle(raw: Any, *, row_exists: bool = True) -> tuple[dict[str, Any], list[str]]:
     """The settings in force and the keys that must be reported."""
-    in_force = DEFAULTS.__dict__.copy()
+    in_force = {key: getattr(DEFAULTS, key) for key in KNOWN_KEYS}
     if not row_exists or type(raw) is not dict:
         return in_force, [WHOLE_COLUMN]
     reported = []
@@ -454,6 +457,7 @@ def decide_cases(draw: st.DrawFn) -> DecideCase:
             st.frozensets(st.tuples(st.integers(0, 2), st.sampled_from(["paper", "live"])), max_size=3)
         ),
         quotes=quotes,
+        sender=SenderState(api_mode="ib", mode="paper"),
     )
     return DecideCase(row=row, gates=gates, config=config, in_flight=in_flight, open_tags=open_tags)
 
@@ -594,6 +598,7 @@ OPEN_GATES = GateState(
         )
     },
     quotes={},
+    sender=SenderState(api_mode="ib", mode="paper"),
 )
 
 
@@ -990,7 +995,7 @@ def sweep_check(scenario: SweepScenario, root: Path) -> SweepResult:
                 original.symbol,
                 original.side,
                 original.order_type,
-                original.run_id,
+                None,  # handed to the backend's direct-order loop
             )
             assert (copy.quantity, copy.limit_price) == (original.quantity, original.limit_price)
             assert copy.status == "NEW" and copy.params["auto_recovery"]["attempts"] == outcome.attempt + 1

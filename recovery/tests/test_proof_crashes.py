@@ -123,14 +123,24 @@ def invariants_check() -> dict[str, int]:
 
 
 def orders_create(rng: random.Random, *, now: dt.datetime) -> dict[int, str]:
-    """The mix of KINDS, stale for an hour or two, shuffled so every --limit batch holds a mix."""
+    """The mix of KINDS, stale for an hour or two, shuffled so every --limit batch holds a mix.
+
+    All of them orders of one finished run (re-placed as direct orders, replace_run_orders):
+    a thousand stale direct orders would stand in the backend's loop queue ahead of every
+    replacement (rule 10b), and runs of 10 to 40 orders could never clear it.
+    """
+    run_id = factories.TradeRunFactory(status="done").pk
     kinds = [kind for kind, (count, _) in KINDS.items() for _ in range(count)]
     rng.shuffle(kinds)
     requested = now.isoformat().replace("+00:00", "Z")
     orders = []
     for i, kind in enumerate(kinds):
         created = now - dt.timedelta(seconds=7200 - i)
-        fields: dict[str, Any] = {"client_order_id": f"crash-{i:05d}-{kind}", "params": {"strategy": "proof"}}
+        fields: dict[str, Any] = {
+            "client_order_id": f"crash-{i:05d}-{kind}",
+            "params": {"strategy": "proof"},
+            "run_id": run_id,
+        }
         if kind in ("lmt_near", "lmt_far", "lmt_no_quote", "peg_near"):
             symbol = {"lmt_far": "MSFT", "lmt_no_quote": "ZZZZ"}.get(kind, "AAPL")
             fields.update(order_type="PEG_MID" if kind == "peg_near" else "LMT", symbol=symbol)
@@ -201,6 +211,19 @@ def audit_rows(action: str = ACTION_CANCEL) -> int:
         return cursor.fetchone()[0]
 
 
+def backend_sends() -> int:
+    """The backend's direct-order loop, as far as these runs need it: every replacement that
+    waits for it is sent (SUBMITTED, its retry no longer pending) and so leaves the loop's
+    queue, which would otherwise hold the next runs' replacements (rule 10b)."""
+    with connections[trading_alias()].cursor() as cursor:
+        cursor.execute(
+            "UPDATE trade_orders SET status = 'SUBMITTED', "
+            "params = JSON_SET(params, '$.direct_retry.pending', false) WHERE run_id IS NULL "
+            "AND status = 'NEW' AND JSON_EXTRACT(params, '$.direct_retry.pending') = 'true'"
+        )
+        return cursor.rowcount
+
+
 def calibrate(pack: Pack) -> dict[str, float]:
     """One whole run: when (from its start) its writes begin, how long an order takes, when it ends."""
     start, before = time.monotonic(), audit_rows()
@@ -261,14 +284,16 @@ def test_killed_runs_leave_no_broken_chain_and_a_normal_run_finishes(
             "allow_replace_outside_rth": True,  # the command reads the real clock
             "replace_same_trading_day_only": False,  # an hour back may be yesterday in New York
             "new_timeout_seconds": 600,  # replacements made here never turn stale meanwhile
+            "replace_run_orders": True,  # the run has no decision snapshot: never resumed
         }
     )
-    factories.IbSettingsFactory(api_mode="mock")
+    factories.IbSettingsFactory()
     kinds = orders_create(rng, now=timezone.now())
     pack = Pack(tmp_path, LEAN_BRIDGE_ROOT=str(bridge.root), AUTO_RECOVER_LOCK_DIR=str(tmp_path))
 
     bridge_refresh(bridge, kinds)
     timing = calibrate(pack)
+    backend_sends()
     invariants_check()
     landed: Counter[str] = Counter()
     kills = 0
@@ -277,6 +302,7 @@ def test_killed_runs_leave_no_broken_chain_and_a_normal_run_finishes(
         plan = kill_plan(rng, timing, limit=limit)
         bridge_refresh(bridge, kinds)
         landing = kill_once(pack, f"run-{kills}", limit=limit, plan=plan)
+        backend_sends()
         landed[landing["where"]] += 1
         landed["killed after the writes"] += landing["where"] == "after" and landing["killed"]
         landed["inside a transaction"] += landing["torn"]
@@ -415,9 +441,13 @@ def held_connection(run: Process) -> int:
 
 def finish_and_assert(pack: Pack, bridge: Any, kinds: dict[int, str]) -> None:
     """Normal runs finish the job: every order ends as its kind says, a further run does nothing."""
-    bridge_refresh(bridge, kinds)
-    final = pack.manage("final", "auto_recover", "--json", "--limit", "1000").json()
-    assert final["failed"] == 0 and not final["circuit_open"]
+    for attempt in range(10):  # the backend's loop queue takes up to 150 replacements a run
+        bridge_refresh(bridge, kinds)
+        final = pack.manage(f"final-{attempt}", "auto_recover", "--json", "--limit", "1000").json()
+        assert final["failed"] == 0 and not final["circuit_open"]
+        backend_sends()
+        if not final["reasons"].get("backend_sender_unavailable"):
+            break
     counts = invariants_check()
     bridge_refresh(bridge, kinds)
     sweep_rows = audit_rows(ACTION_SWEEP)

@@ -180,12 +180,15 @@ def test_four_sweeps_and_the_executor_while_evidence_appears(
         origin = (order.params.get("auto_recovery") or {}).get("origin_order_id")
         if origin is not None:
             replacements[origin].append(order.pk)
-    assert set(replacements) == cancelled
+    # Run orders are cancelled only (rule 7c, replace_run_orders off): the race weighs every
+    # cancel, and the replacements stay within the backend's loop queue (rule 10b).
+    direct = {i for i in cancelled if orders[i].run_id is None}
+    assert set(replacements) == direct
     assert [o for o, new in replacements.items() if len(new) != 1] == []
     assert Counter(
         AuditLog.objects.filter(action=ACTION_CANCEL).values_list("resource_id", flat=True)
     ) == Counter(cancelled)
-    assert AuditLog.objects.filter(action=ACTION_REPLACE).count() == len(cancelled)
+    assert AuditLog.objects.filter(action=ACTION_REPLACE).count() == len(direct)
     for report in reports:
         assert report["failed"] == 0 and not report["circuit_open"], report["reasons"]
         assert set(report["reasons"]) <= {
@@ -193,6 +196,8 @@ def test_four_sweeps_and_the_executor_while_evidence_appears(
             "changed_concurrently",
             "seen_by_broker",
             "open_at_broker",
+            "run_order_not_replaced",
+            "backend_sender_unavailable",  # 150 rows ahead in the backend's loop queue: left NEW
         }, report["reasons"]
     assert sum(r["cancelled"] for r in reports) == len(cancelled)
     skipped_for_evidence = sum(r["reasons"].get("seen_by_broker", 0) + r["reasons"].get("open_at_broker", 0)

@@ -69,7 +69,7 @@ def test_ok_run_records_counts_and_reasons(trading) -> None:
 def test_failed_run_is_recorded_failed(committed_db, bridge) -> None:  # noqa: ANN001
     """A write the server refuses (an injected trigger error, no conflict): exit 1, recorded."""
     factories.TradeSettingsFactory(auto_recovery={})
-    factories.IbSettingsFactory(api_mode="mock")
+    factories.IbSettingsFactory()
     order = stale_order(client_order_id="refused")
     with faults_installed() as faults:
         faults.add(order.pk, times=1, errno=1644)

@@ -477,7 +477,7 @@ def test_without_ib_settings_the_environment_fallback_is_probed(
 
 @pytest.mark.django_db
 def test_halted_pairs_are_those_of_today_in_new_york_and_the_same_mode(bridge) -> None:  # noqa: ANN001
-    factories.IbSettingsFactory(api_mode="mock")
+    factories.IbSettingsFactory()
     factories.TradeGuardStateFactory(project_id=7, mode="paper", trade_date=NY_TODAY, status="halted")
     # project 8: halted only yesterday, and on the UTC date (already tomorrow in New York terms)
     factories.TradeGuardStateFactory(
@@ -511,7 +511,7 @@ def test_halted_pairs_are_those_of_today_in_new_york_and_the_same_mode(bridge) -
 
 @pytest.mark.django_db
 def test_a_live_order_of_a_project_halted_for_live_is_halted(bridge) -> None:  # noqa: ANN001
-    factories.IbSettingsFactory(api_mode="mock")
+    factories.IbSettingsFactory()
     factories.TradeGuardStateFactory(project_id=9, mode="live", trade_date=NY_TODAY, status="halted")
     run = factories.TradeRunFactory(project_id=9, mode="live")
     order = stale_order(run_id=run.pk)

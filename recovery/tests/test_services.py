@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from django.db import IntegrityError, transaction
 
+from recovery import selectors
 from recovery.db.audit import ACTION_SWEEP
 from recovery.db.models import AuditLog, TradeOrder, TradeSettings
 from recovery.db.routers import trading_alias
@@ -55,22 +56,50 @@ def test_a_replacement_whose_client_id_exists_is_refused_by_the_unique_key() -> 
     original = stale_order(client_order_id="uniq")
     factories.TradeOrderFactory(client_order_id="uniq-r1")
     with pytest.raises(IntegrityError), transaction.atomic(using=trading_alias()):
-        _replacement_create(original, attempt=1, now=CLOCK, sweep_id="s")
+        _replacement_create(original, snapshot_of(original), attempt=1, now=CLOCK, sweep_id="s")
     assert TradeOrder.objects.filter(client_order_id__startswith="uniq").count() == 2
 
 
-def test_a_replacement_copies_the_order_and_starts_new() -> None:
-    original = stale_order(
-        order_type="LMT", limit_price=12.5, quantity=3, side="SELL", run_id=9, symbol="MSFT"
+def snapshot_of(order: TradeOrder):  # noqa: ANN201
+    runs = selectors.run_facts_get([order.run_id])
+    return selectors.order_snapshot(
+        order,
+        runs={r: (f.project_id, f.mode) for r, f in runs.items()},
+        run_placements={r: f.placement for r, f in runs.items()},
     )
-    made = _replacement_create(original, attempt=1, now=CLOCK, sweep_id="s")
+
+
+def test_a_replacement_copies_the_order_and_starts_new() -> None:
+    run = factories.TradeRunFactory(
+        project_id=4,
+        mode="live",
+        status="done",
+        params={"allow_outside_rth": True, "adaptive_priority": "Urgent"},
+    )
+    original = stale_order(
+        order_type="LMT",
+        limit_price=12.5,
+        quantity=3,
+        side="SELL",
+        run_id=run.pk,
+        symbol="MSFT",
+        params={"broker_order_tag": "orig", "event_tag": "orig", "positions_baseline": {"MSFT": 0}},
+    )
+    made = _replacement_create(original, snapshot_of(original), attempt=1, now=CLOCK, sweep_id="s")
     row = TradeOrder.objects.get(pk=made.id)
     assert (row.client_order_id, row.status, row.filled_quantity) == (made.client_order_id, "NEW", 0)
+    # Handed to the backend's direct-order loop: no run, its retry pending and due now, the
+    # run's project, mode and way of sending; none of the original's tags or baseline.
     assert (row.symbol, row.side, row.quantity, row.order_type, row.limit_price, row.run_id) == (
-        "MSFT", "SELL", 3, "LMT", 12.5, 9,
+        "MSFT", "SELL", 3, "LMT", 12.5, None,
     )  # fmt: skip
+    assert row.params["direct_retry"] == {"pending": True, "reason": "auto_recovery", "count": 0}
+    assert (row.params["project_id"], row.params["mode"]) == (4, "live")
+    assert (row.params["allow_outside_rth"], row.params["adaptive_priority"]) == (True, "Urgent")
+    assert not {"broker_order_tag", "event_tag", "positions_baseline"} & set(row.params)
     assert row.created_at == row.updated_at == CLOCK
     assert row.params["auto_recovery"] == made.chain and made.chain["origin_order_id"] == original.pk
+    assert made.chain["origin_run_id"] == run.pk
 
 
 def test_every_write_is_stamped_at_its_own_moment_never_the_sweeps_start(trading, settings) -> None:  # noqa: ANN001
