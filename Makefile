@@ -11,7 +11,7 @@ TEST_MYSQL_URL ?= mysql://root@127.0.0.1:3306/tradeops
 # make admin PORT=8001
 PORT ?= 8000
 
-.PHONY: demo admin bench test test-sqlite test-mysql test-at lint venv venv-mysql clean system-packages
+.PHONY: demo admin bench test test-sqlite test-mysql test-at test-backend lint venv venv-mysql clean system-packages
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,18 @@ test-at: venv-mysql
 	env -u TRADING_DATABASE_URL DATABASE_URL=$(TEST_MYSQL_URL) PYTHONPATH=$(CURDIR)/.ci/clock \
 	  TRADEOPS_CLOCK_OFFSET_SECONDS=$$offset AUTO_RECOVER_CLOCK_TOLERANCE_SECONDS=$$((offset + 3600)) \
 	  $(PY) -m pytest $(PYTEST_ARGS)
+
+# On demand, not in CI (the backend cannot be fetched there): our replacements against the
+# trading backend's own code (recovery/tests/test_backend_integration.py). Needs MariaDB at
+# 127.0.0.1:3306 (root, no password; LEANQUANTHUB_MYSQL_URL for another server) and a
+# checkout of hellcatjack/LeanQuantHub; its own virtualenv is built once, outside this
+# repository, in $(LEANQUANTHUB_BACKEND)/.venv-tradeops (LEANQUANTHUB_BACKEND_VENV elsewhere).
+#   make test-backend LEANQUANTHUB_BACKEND=/path/to/LeanQuantHub
+test-backend: venv-mysql
+	@test -n "$(LEANQUANTHUB_BACKEND)" || { echo "make test-backend LEANQUANTHUB_BACKEND=/path/to/LeanQuantHub"; exit 2; }
+	@echo "=== our replacements against the backend in $(LEANQUANTHUB_BACKEND) ==="
+	env -u TRADING_DATABASE_URL -u TRADEOPS_CLOCK_OFFSET_SECONDS LEANQUANTHUB_BACKEND=$(abspath $(LEANQUANTHUB_BACKEND)) \
+	  $(PY) -m pytest -s -m backend recovery/tests/test_backend_integration.py
 
 # On demand, not in CI: needs MariaDB; full sizes take about ten minutes.
 bench: venv-mysql
