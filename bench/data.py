@@ -3,6 +3,8 @@
 History: `orders` trade_orders over ~2 years (mostly FILLED/CANCELED with broker ids, some
 REJECTED/SKIPPED), a few hundred recent NEW orders that are not stale yet, `audit` audit_logs
 rows with the backend's action mix. Pseudo-random but deterministic: CRC32 of the row number.
+Every order of the data belongs to a run, so none stands in the backend's direct-order loop
+queue (rule 10b); the replacements the sweeps write do, until backend_loop_stand_in sends them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from django.db import connections
 from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SETTINGS_UPDATE, ACTION_SWEEP
 from recovery.db.routers import trading_alias
 from recovery.gates.guard import trade_date_for
+from recovery.selectors import sender_queue_count
 from recovery.sweep.decisions import COMMAND_TTL_SECONDS
+from recovery.sweep.placement import QUEUE_AHEAD_MAX
 
 HISTORY_DAYS = 730
 HISTORY_GAP = dt.timedelta(hours=1)  # the newest historical order, before the clock
@@ -33,19 +37,30 @@ SYMBOLS = (
     "AAPL MSFT NVDA AMZN GOOGL META TSLA BRK.B JPM V UNH XOM JNJ PG MA "
     "HD CVX AVGO LLY MRK PEP KO COST WMT BAC ADBE CRM NFLX AMD SPY"
 ).split()
+# A batch is at most what one sweep may re-place (rule 10b): fewer than QUEUE_AHEAD_MAX rows
+# may stand ahead of a replacement in the backend's loop queue, and each one written joins it.
+BATCH_MAX = QUEUE_AHEAD_MAX
 SETTINGS = {
     "enabled": True,
     "new_timeout_seconds": 45,
     "max_auto_retries": 1,
     "max_price_deviation_pct": 1.5,
     "allow_replace_outside_rth": False,
-    # 1000 is the highest the setting allows: one sweep may re-place the whole stale batch,
-    # and the rolling hour allows that one batch (recovery_run gives each run an empty hour).
-    "max_replacements_per_sweep": 1000,
-    "max_replacements_per_hour": 1000,
+    # One sweep may re-place the whole stale batch, and the rolling hour allows that one batch
+    # (recovery_run gives each run an empty hour). No higher: a sweep counts its hour from the
+    # newest max_replacements_per_hour replace rows of the trail (3.6 ms at 1000, 0.7 ms at
+    # 150 on the full-size trail), a cost of the setting (default 60) that the bench's old
+    # 1,000-order batches needed and a batch of at most 150 (rule 10b) does not.
+    "max_replacements_per_sweep": BATCH_MAX,
+    "max_replacements_per_hour": BATCH_MAX,
     "blackout_windows": [],
     "unfilled_timeout_seconds": 300,  # a backend key this project keeps but does not read
+    # The batches are orders of finished runs (rule 3b). Without this they are cancelled
+    # without replacement (rule 7c); the bench's runs have no decision snapshot, so the
+    # backend's partial resume never sends what they left, and re-placing them is safe.
+    "replace_run_orders": True,
 }
+IB_MODE = "paper"  # ib_settings.mode: the backend's loop sends only orders of this mode (rule 10b)
 
 
 def _sql(moment: dt.datetime) -> str:
@@ -177,14 +192,20 @@ def recent_insert(*, runs: int, clock: dt.datetime) -> None:
 
 
 def stale_batch_insert(*, label: str, count: int, runs: int, clock: dt.datetime) -> str:
-    """`count` stale, replaceable MKT orders (the executor lost their submit); their id prefix."""
+    """`count` stale, replaceable MKT orders (the executor lost their submit); their id prefix.
+
+    Spread over the paper runs only (a run's mode is 'live' when its id is a multiple of 5):
+    the backend's loop sends only orders of ib_settings.mode, so a live order's replacement
+    would be held (rule 10b). The p-th paper run (from 0) is run p + p DIV 4 + 1.
+    """
     prefix = f"stale-{label}-"
+    paper = max(1, runs - runs // 5)
     _execute(
         f"INSERT INTO trade_orders ({ORDER_COLUMNS}) "
         f"SELECT run_id, CONCAT('{prefix}', LPAD(n, 6, '0')), symbol, IF(n % 2 = 0, 'BUY', 'SELL'), "
         "1 + n % 300, 'MKT', NULL, 'NEW', 0, NULL, NULL, NULL, NULL, NULL, "
         f"{_order_params(pending='true', requested='created_at')}, created_at, created_at "
-        f"FROM (SELECT n, 1 + n % {runs} AS run_id, {_symbol('n * 7')} AS symbol, "
+        f"FROM (SELECT n, 1 + n % {paper} + (n % {paper}) DIV 4 AS run_id, {_symbol('n * 7')} AS symbol, "
         f"TIMESTAMPADD(SECOND, -({STALE_AGE_SECONDS} + {count} - n), {_sql(clock)}) AS created_at "
         f"FROM bench_seq WHERE n <= {count}) AS g ORDER BY n"
     )
@@ -201,6 +222,33 @@ def replacements_age(*, clock: dt.datetime) -> None:
         "UPDATE audit_logs SET created_at = TIMESTAMPADD(HOUR, -2, created_at) "
         f"WHERE action = '{ACTION_REPLACE}' AND created_at > {_sql(clock - dt.timedelta(hours=1))}"
     )
+
+
+# The backend's direct-order loop, as far as the bench needs it: every replacement waiting
+# for it is sent (SUBMITTED, its retry no longer pending) and leaves the loop's queue.
+BACKEND_SENDS = (
+    "UPDATE trade_orders SET status = 'SUBMITTED', "
+    "params = JSON_SET(params, '$.direct_retry.pending', false) WHERE run_id IS NULL "
+    "AND status = 'NEW' AND JSON_EXTRACT(params, '$.direct_retry.pending') = 'true'"
+)
+MSG_QUEUE_NOT_EMPTY = (
+    "{left} rows with no run are still NEW or REJECTED after the stand-in for the backend's loop: "
+    "they would stand ahead of the next batch's replacements (rule 10b); the bench data is wrong"
+)
+
+
+def backend_loop_stand_in() -> int:
+    """Stands in for the backend's direct-order loop between two recovery runs: sends (marks
+    SUBMITTED) the replacements the last run left waiting for it, as the backend does within
+    seconds. Without it they fill the loop's queue, and after about 150 of them every further
+    replacement is held (rule 10b, `backend_sender_unavailable`). Returns how many it sent;
+    the queue must be empty afterwards, or the next batch could not be recovered whole.
+    """
+    sent = _execute(BACKEND_SENDS)
+    left = sender_queue_count()
+    if left:
+        raise RuntimeError(MSG_QUEUE_NOT_EMPTY.format(left=left))
+    return sent
 
 
 def _audit_action(r: str) -> str:
@@ -274,8 +322,11 @@ def audit_insert(*, total: int, orders: int, clock: dt.datetime) -> None:
         )
 
 
-def settings_insert(*, clock: dt.datetime) -> None:
-    """trade_settings with the bench's auto_recovery, IB in mock mode, today's guard rows active."""
+def settings_insert(*, clock: dt.datetime, gateway_port: int) -> None:
+    """trade_settings with the bench's auto_recovery, today's guard rows active, and ib_settings
+    as the backend's sender needs it to re-place (rules 2, 10b): api_mode 'ib', mode paper, at
+    `gateway_port` (the bench process's loopback stand-in for the gateway, which answers the
+    sweep's TCP probe)."""
     auto_recovery = json.dumps(SETTINGS).replace("'", "''")
     _execute(
         "INSERT INTO trade_settings (risk_defaults, execution_data_source, auto_recovery, created_at, "
@@ -284,7 +335,7 @@ def settings_insert(*, clock: dt.datetime) -> None:
     )
     _execute(
         "INSERT INTO ib_settings (host, port, api_mode, mode, created_at, updated_at) "
-        f"VALUES ('127.0.0.1', 4002, 'mock', 'paper', {_sql(clock)}, {_sql(clock)})"
+        f"VALUES ('127.0.0.1', {int(gateway_port)}, 'ib', '{IB_MODE}', {_sql(clock)}, {_sql(clock)})"
     )
     trade_date = trade_date_for(clock).isoformat()
     _execute(

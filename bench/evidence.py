@@ -14,6 +14,13 @@
     few healthy stale orders behind them, beside the idle sweep over the same table (its
     clock set before those orders were stale). Target: within 10x of the idle sweep.
 
+The orders are those of finished runs without a decision snapshot, re-placed as direct
+orders (replace_run_orders, rule 7c). One sweep re-places at most what the backend's
+direct-order loop queue takes (rule 10b: fewer than 150 rows ahead of each replacement),
+so `--orders` is at most 150, and before each sweep a stand-in for the backend's loop sends
+the replacements the sweep before left waiting (bench.data.backend_loop_stand_in).
+ib_settings points at a loopback listener of this process standing in for the IB gateway.
+
 Runs on MariaDB/MySQL only, in test_tradeops_bench_evidence (dropped afterwards).
 """
 
@@ -37,21 +44,36 @@ CLOCK = dt.datetime(2026, 11, 24, 16, 0, tzinfo=dt.UTC)  # Tuesday 11:00 New Yor
 NY_TODAY = dt.date(2026, 11, 24)
 HALTED_PROJECT = 900
 MAX_BACKLOG_RATIO = 10.0
-SHORT_FRESH_SECONDS = 0.5
+# A run of 140 orders with the folders takes about two tenths of a second: it outlasts this
+# bound two or three times. A read again of 100 folders of 10,000-line files takes 20 to 75 ms
+# here (ledgers warm) and must end inside the bound, or the writer stops and leaves the rest
+# NEW for the next run (services.fresh, MSG_READ_TOO_SLOW): at 0.05 s most runs re-placed none.
+SHORT_FRESH_SECONDS = 0.1
 SIDES = ("recovery", "recovery_no_folders", "recovery_short_bound")
+DEFAULT_ORDERS = 140  # what one sweep may re-place, with a margin (rule 10b; see bench.run)
+MAX_ORDERS = 150  # recovery.sweep.placement.QUEUE_AHEAD_MAX
+# Replacements the stand-in for the backend's loop sent before each sweep, in order.
+STAND_IN_SENT: list[int] = []
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.evidence", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100, help="run output folders")
-    parser.add_argument("--orders", type=int, default=1000, help="stale orders to recover, over the runs")
+    parser.add_argument(
+        "--orders",
+        type=int,
+        default=DEFAULT_ORDERS,
+        help=f"stale orders to recover per sweep, over the runs (1..{MAX_ORDERS}: rule 10b)",
+    )
     parser.add_argument("--lines", type=int, default=10_000, help="lines per execution_events.jsonl")
     parser.add_argument("--backlog", type=int, default=100_000, help="always-skipped stale orders")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side, alternating")
     parser.add_argument("--json", type=Path, default=RESULTS / "evidence.json")
     args = parser.parse_args(argv)
-    if min(args.runs, args.orders, args.lines, args.backlog, args.repeats) < 1 or args.orders > 1000:
-        parser.error("sizes must be positive, --orders at most 1000 (max_replacements_per_sweep)")
+    if min(args.runs, args.orders, args.lines, args.backlog, args.repeats) < 1 or args.orders > MAX_ORDERS:
+        parser.error(
+            f"sizes must be positive, --orders at most {MAX_ORDERS} (the backend's loop queue, rule 10b)"
+        )
     return args
 
 
@@ -119,12 +141,14 @@ def _stale_insert(*, label: str, count: int, run_ids: list[int | None], created:
 
 
 def _recover(*, orders: int, fresh_seconds: float | None) -> tuple[float, Any]:
-    """One sweep over the batch in an empty rolling hour; `fresh_seconds`: the bound, else the settings'."""
+    """One sweep over the batch in an empty rolling hour, the backend's loop queue emptied by
+    the stand-in first; `fresh_seconds`: the bound, else the settings'."""
     from django.test.utils import override_settings
 
-    from bench.data import replacements_age
+    from bench.data import backend_loop_stand_in, replacements_age
     from recovery.services import sweep_run
 
+    STAND_IN_SENT.append(backend_loop_stand_in())
     replacements_age(clock=CLOCK)
     bound = {} if fresh_seconds is None else {"AUTO_RECOVER_FRESH_SECONDS": fresh_seconds}
     with override_settings(**bound):
@@ -165,9 +189,12 @@ def evidence_measure(*, root: Path, runs: int, orders: int, lines: int, repeats:
     without = [TradeRun.objects.create(project_id=1, mode="paper", status="done").pk for _ in folders]
     created = CLOCK - dt.timedelta(hours=1)
     # Untimed, one order per folder: the host's ledgers read every file once, so the sweeps
-    # below read on from there, as every cron run after the first does.
-    _stale_insert(label="warm", count=len(with_folders), run_ids=with_folders, created=created)
-    _recover(orders=len(with_folders), fresh_seconds=None)
+    # below read on from there, as every cron run after the first does (`orders` folders a
+    # sweep, what one sweep may re-place).
+    for start in range(0, len(with_folders), orders):
+        part = with_folders[start : start + orders]
+        _stale_insert(label=f"warm{start}", count=len(part), run_ids=part, created=created)
+        _recover(orders=len(part), fresh_seconds=None)
     samples: dict[str, list[float]] = {"gather": [], **{side: [] for side in SIDES}}
     reads_again: dict[str, list[int]] = {side: [] for side in SIDES}
     held: list[dict[str, Any]] = []  # the short-bound runs: orders not re-placed, and why
@@ -211,7 +238,7 @@ def backlog_measure(*, backlog: int, repeats: int) -> dict[str, Any]:
     from django.db import connections
     from django.test.utils import CaptureQueriesContext
 
-    from bench.data import replacements_age
+    from bench.data import backend_loop_stand_in, replacements_age
     from recovery.db.models import TradeGuardState, TradeRun
     from recovery.db.routers import trading_alias
     from recovery.services import sweep_run
@@ -223,6 +250,7 @@ def backlog_measure(*, backlog: int, repeats: int) -> dict[str, Any]:
         TradeRun.objects.create(project_id=HALTED_PROJECT, mode="paper", status="done").pk for _ in range(10)
     ]
     created = CLOCK - dt.timedelta(minutes=30)
+    STAND_IN_SENT.append(backend_loop_stand_in())  # (e)'s last replacements, sent
     _stale_insert(label="halted", count=backlog, run_ids=halted_runs, created=created)
     healthy = _stale_insert(
         label="healthy", count=5, run_ids=[None], created=created + dt.timedelta(minutes=1)
@@ -269,6 +297,7 @@ def table_text(evidence: dict[str, Any], backlog: dict[str, Any], args: argparse
     from django.conf import settings
 
     m, b, again = evidence["medians"], backlog["medians"], evidence["reads_again"]
+    short_label = f"with folders, bound {SHORT_FRESH_SECONDS:g} s"
     lines = [
         f"(e) evidence: {args.orders} stale orders over {args.runs} run folders, "
         f"{args.lines:,}-line event files ({evidence['file_bytes'] / 1e6:,.1f} MB on disk)",
@@ -280,7 +309,7 @@ def table_text(evidence: dict[str, Any], backlog: dict[str, Any], args: argparse
         f"reads again per run {_listed(again['recovery'])} (bound {settings.AUTO_RECOVER_FRESH_SECONDS:g} s)",
         f"    recovery, no folders       {m['recovery_no_folders'] * 1000:9.1f} ms  "
         f"with folders / without = {evidence['recovery_vs_no_folders']:.2f}x",
-        f"    with folders, bound {SHORT_FRESH_SECONDS:g} s  {m['recovery_short_bound'] * 1000:9.1f} ms  "
+        f"    {short_label:<27}{m['recovery_short_bound'] * 1000:9.1f} ms  "
         f"= {evidence['short_bound_vs_recovery']:.2f}x the recovery with folders; reads again per run "
         f"{_listed(again['recovery_short_bound'])}; not re-placed "
         f"{_listed([h['not_replaced'] for h in evidence['short_bound_runs']])} (target none): "
@@ -292,6 +321,9 @@ def table_text(evidence: dict[str, Any], backlog: dict[str, Any], args: argparse
         f"    idle sweep, same table     {b['idle'] * 1000:9.1f} ms  {backlog['queries']['idle']} queries",
         f"    ratio {backlog['ratio']:.2f}x (target within {MAX_BACKLOG_RATIO:.0f}x): "
         + ("PASS" if backlog["ratio"] <= MAX_BACKLOG_RATIO else "FAIL"),
+        "before each recovery sweep a stand-in for the backend's direct-order loop sent the "
+        "replacements waiting for it (SUBMITTED, direct_retry.pending false): "
+        f"{len(STAND_IN_SENT)} times, {sum(STAND_IN_SENT):,} rows",
     ]
     return "\n".join(lines)
 
@@ -314,17 +346,24 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import database
     from recovery.db.models import IbSettings, TradeSettings
+    from recovery.tests.gateway import gateway_port
 
     database.bench_database_create()
     try:
         TradeSettings.objects.create(
             auto_recovery={
-                "max_replacements_per_sweep": 1000,
-                "max_replacements_per_hour": 1000,  # each run's hour emptied first (data.replacements_age)
+                # One batch a sweep, and an hour (emptied before each run, data.replacements_age)
+                # that allows it: as in bench.data.SETTINGS.
+                "max_replacements_per_sweep": MAX_ORDERS,
+                "max_replacements_per_hour": MAX_ORDERS,
                 "allow_replace_outside_rth": True,
+                # The runs here have no decision snapshot: the backend never resumes them (7c).
+                "replace_run_orders": True,
             }
         )
-        IbSettings.objects.create(api_mode="mock")
+        # api_mode 'ib' at a loopback listener of this process that answers the sweep's TCP
+        # probe as the gateway would: the sweep re-places only then (rules 2, 10b).
+        IbSettings.objects.create(host="127.0.0.1", port=gateway_port(), api_mode="ib", mode="paper")
         # The bridge, and this "host"'s ledgers of the events files (never the project's var/).
         with (
             tempfile.TemporaryDirectory() as bridge,
@@ -342,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
             **database.git_facts(),
             "arguments": {k: str(v) for k, v in vars(args).items()},
         }
-        args.json.write_text(json.dumps({"facts": facts, "evidence": evidence, "backlog": backlog}, indent=2))
+        report = {"facts": facts, "evidence": evidence, "backlog": backlog, "stand_in_sent": STAND_IN_SENT}
+        args.json.write_text(json.dumps(report, indent=2))
         print(f"JSON: {args.json}")
         return 0 if backlog["ratio"] <= MAX_BACKLOG_RATIO and evidence["short_bound_all_replaced"] else 1
     finally:
