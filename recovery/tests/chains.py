@@ -67,3 +67,25 @@ def chain(
         actor="auto_recover", action=ACTION_REPLACE, resource_id=second.pk, created_at=written
     )
     return first, second
+
+
+def second_replacement(
+    root: TradeOrder, r1: TradeOrder, *, status: str, created_at: dt.datetime, **fields: Any
+) -> TradeOrder:
+    """The chain's second replacement (`<root>-r2`, attempt 2), sent by the backend's loop."""
+    return factories.TradeOrderFactory(
+        client_order_id=f"{root.client_order_id}-r2",
+        status=status,
+        created_at=created_at,
+        params={
+            "direct_retry": SENT_RETRY,
+            "auto_recovery": {
+                "attempts": 2,
+                "origin_order_id": r1.pk,
+                "origin_client_order_id": r1.client_order_id,
+                "root_order_id": root.pk,
+                "root_client_order_id": root.client_order_id,
+            },
+        },
+        **fields,
+    )

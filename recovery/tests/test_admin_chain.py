@@ -20,7 +20,7 @@ from django.urls import reverse
 from recovery.db.models import TradeOrder
 from recovery.db.routers import trading_alias
 from recovery.tests import factories
-from recovery.tests.chains import SENT_RETRY, chain
+from recovery.tests.chains import SENT_RETRY, chain, second_replacement
 from recovery.tests.conftest import CLOCK
 
 pytestmark = pytest.mark.django_db
@@ -176,21 +176,8 @@ def test_a_double_further_up_the_chain_is_found_by_the_chains_client_ids(ops: Cl
     root, r1 = chain("deep", original={"filled_quantity": 10.0}, status="CANCELED")
     r1.params = {**r1.params, "auto_recovery_cancel": True}
     r1.save()
-    r2 = factories.TradeOrderFactory(
-        client_order_id="deep-r2",
-        status="SUBMITTED",
-        created_at=CLOCK - dt.timedelta(seconds=5),
-        updated_at=CLOCK,
-        params={
-            "direct_retry": SENT_RETRY,
-            "auto_recovery": {
-                "attempts": 2,
-                "origin_order_id": r1.pk,
-                "origin_client_order_id": "deep-r1",
-                "root_order_id": root.pk,
-                "root_client_order_id": "deep",
-            },
-        },
+    r2 = second_replacement(
+        root, r1, status="SUBMITTED", created_at=CLOCK - dt.timedelta(seconds=5), updated_at=CLOCK
     )
     page = ops.get(change_url(r2)).content.decode()
     assert 'id="recovery-double"' in page and f"#{root.pk} (deep) is CANCELED (filled 10)" in page

@@ -23,7 +23,7 @@ from recovery.db.routers import trading_alias
 from recovery.ops import replacements
 from recovery.ops.health import health_get
 from recovery.tests import factories
-from recovery.tests.chains import SENT_RETRY, chain
+from recovery.tests.chains import SENT_RETRY, chain, second_replacement
 from recovery.tests.conftest import CLOCK
 
 pytestmark = pytest.mark.django_db
@@ -139,21 +139,7 @@ def test_a_double_is_an_incident_naming_both_orders(cron_ok: None) -> None:
 
 def test_a_double_up_the_chain_and_only_within_the_window(cron_ok: None) -> None:
     root, r1 = chain("deep", original={"filled_quantity": 2.0}, status="CANCELED", age=7200)
-    r2 = factories.TradeOrderFactory(
-        client_order_id="deep-r2",
-        status="SUBMITTED",
-        created_at=CLOCK - dt.timedelta(seconds=600),
-        params={
-            "direct_retry": SENT_RETRY,
-            "auto_recovery": {
-                "attempts": 2,
-                "origin_order_id": r1.pk,
-                "origin_client_order_id": "deep-r1",
-                "root_order_id": root.pk,
-                "root_client_order_id": "deep",
-            },
-        },
-    )
+    r2 = second_replacement(root, r1, status="SUBMITTED", created_at=CLOCK - dt.timedelta(seconds=600))
     factories.AuditLogFactory(action=ACTION_REPLACE, resource_id=r2.pk)
     code, out = health()
     assert code == 1 and f"#{root.pk} CANCELED (filled 2) beside its replacement #{r2.pk} SUBMITTED" in out
