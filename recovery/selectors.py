@@ -256,12 +256,16 @@ def replacements_last_hour(*, now: dt.datetime, at_most: int) -> int:
 WAITING_LOOKED_AT = 200
 
 
-# The newest replace rows of the trail, and those of their orders still NEW with no run and
-# written before a moment: one statement, two bounded reads (the (action) index, then by key).
-WAITING_SQL = (
-    "SELECT o.id, o.created_at, o.params FROM trade_orders o "
+# The orders of the newest replace rows of the trail (every sweep's replacements), as a join
+# for `trade_orders o`: two bounded reads however long the trail and the order book are (the
+# (action) index newest first, then primary-key lookups). Parameters: ACTION_REPLACE, how many.
+NEWEST_REPLACEMENTS_JOIN = (
     "JOIN (SELECT resource_id FROM audit_logs WHERE action = %s AND resource_id IS NOT NULL "
-    "ORDER BY id DESC LIMIT %s) r ON r.resource_id = o.id "
+    "ORDER BY id DESC LIMIT %s) r ON r.resource_id = o.id"
+)
+# Those still NEW with no run and written before a moment: one statement.
+WAITING_SQL = (
+    f"SELECT o.id, o.created_at, o.params FROM trade_orders o {NEWEST_REPLACEMENTS_JOIN} "
     "WHERE o.status = 'NEW' AND o.run_id IS NULL AND o.created_at <= %s ORDER BY o.created_at, o.id"
 )
 
@@ -321,7 +325,7 @@ def sender_state_get(*, ib: Mapping[str, Any], root: Path, now: dt.datetime) -> 
 
     `ib`: ib_settings as read for the sweep (its first row, the one the backend reads; an
     api_mode the backend does not know is 'ib' there); the gateway health file, a
-    replacement still waiting, the loop's queue.
+    replacement still waiting. The loop's queue is weighed by the plan (sender_queue_count).
     """
     if ib.get("mode") is None:
         return SenderState(api_mode="ib", mode="", blocked=MSG_NO_IB_SETTINGS)
@@ -630,12 +634,7 @@ def gates_report(sweep: SweepGates, *, evidence: dict[str, Any] | None) -> dict[
             "tolerance_seconds": django_settings.AUTO_RECOVER_CLOCK_TOLERANCE_SECONDS,
             "measured": sweep.clock_skew_seconds is not None,
         },
-        "broker_evidence": evidence
-        or {
-            "root": str(sweep.bridge_root),
-            "available": sweep.bridge_problem is None,
-            "problem": sweep.bridge_problem,
-        },
+        "broker_evidence": evidence or _bridge_root_report(sweep),
     }
 
 
@@ -654,10 +653,11 @@ def _sender_report(sender: SenderState | None) -> dict[str, Any]:
     """The backend's direct-order loop as this read saw it (rule 10b)."""
     if sender is None:
         return {"read": False, "ready": False, "problem": "not read: no candidates"}
+    problem = sender.sweep_problem()
     return {
         "read": True,
-        "ready": sender.sweep_problem() is None,
-        "problem": sender.sweep_problem(),
+        "ready": problem is None,
+        "problem": problem,
         "api_mode": sender.api_mode,
         "mode": sender.mode,
     }

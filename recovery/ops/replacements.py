@@ -33,6 +33,7 @@ from django.db.models import Q
 from recovery.db.audit import ACTION_REPLACE
 from recovery.db.models import TradeOrder
 from recovery.db.routers import trading_alias
+from recovery.selectors import NEWEST_REPLACEMENTS_JOIN
 from recovery.sweep.labels import age_text
 from recovery.sweep.pickup import (
     ALIVE_STATUSES,
@@ -138,13 +139,12 @@ def _chunks(values: Sequence[str]) -> Iterable[list[str]]:
         yield list(values[start : start + IN_CHUNK])
 
 
-# The newest replace rows of the trail joined to their orders by primary key: one statement,
-# two bounded reads (the (action) index newest first, then LOOKED_AT primary-key lookups).
+# The orders of the newest LOOKED_AT replace rows (selectors.NEWEST_REPLACEMENTS_JOIN), still
+# NEW or written since a moment: one statement.
 RECENT_SQL = (
     "SELECT {columns} FROM trade_orders o "
-    "JOIN (SELECT resource_id FROM audit_logs WHERE action = %s AND resource_id IS NOT NULL "
-    "ORDER BY id DESC LIMIT %s) r ON r.resource_id = o.id "
-    "WHERE o.status = 'NEW' OR o.created_at >= %s ORDER BY o.id DESC"
+    + NEWEST_REPLACEMENTS_JOIN  # no braces in it: RECENT_SQL is formatted with its columns
+    + " WHERE o.status = 'NEW' OR o.created_at >= %s ORDER BY o.id DESC"
 )
 
 

@@ -38,7 +38,6 @@ MSG_QUEUE = (
     "{ahead} rows with no run are NEW or REJECTED ahead of its replacement; the backend's loop "
     "reads the oldest {reads}, so a replacement must have fewer than {limit} ahead"
 )
-RESUME_OFF = None
 
 
 @dataclass(frozen=True)
@@ -127,20 +126,20 @@ def partial_resume_pending(run: RunPlacement, *, config: AutoRecoveryConfig) -> 
         merged.update(run.auto_recovery)
     policy = resume_parse(merged)
     if not policy["auto_resume_partial_remaining"] or run.decision_snapshot_id is None:
-        return RESUME_OFF
+        return None
     meta = run.auto_resume if isinstance(run.auto_resume, Mapping) else {}
     child = meta.get("child_run_id")
     if child:
         return f"the backend's partial resume started child run {child} for what this run left"
     if meta.get("skipped") == "attempt_limit":
-        return RESUME_OFF
+        return None
     try:
         attempt = int(run.auto_resume_attempt or 0) + 1
     except (TypeError, ValueError, OverflowError):
         attempt = 1
     maximum = policy["auto_resume_partial_max_attempts"]
     if attempt > maximum:
-        return RESUME_OFF
+        return None
     return (
         f"the backend's partial resume is on (attempt {attempt} of {maximum}): "
         "it may start a child run for what this run left"
