@@ -29,8 +29,17 @@ demo: venv
 	DEBUG=1 $(PY) manage.py demo
 
 # The admin on the demo database (after make demo): http://127.0.0.1:$(PORT)/admin/
+# demo --serve first moves the demo's times to now (no sweep runs), so that days after
+# make demo its orders, heartbeats and bridge files read as they did then; then it serves
+# the admin (runserver, no reloader) with the demo's stand-in IB gateway on loopback. The
+# admin reads the demo's bridge folder, and takes its files (written once, not every
+# second as the bridge does) as fresh for DEMO_BRIDGE_FRESH_SECONDS.
+DEMO_BRIDGE_FRESH_SECONDS ?= 28800
 admin: venv
-	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:$(PORT)
+	DEBUG=1 LEAN_BRIDGE_ROOT=var/demo-bridge \
+	  BRIDGE_QUOTES_MAX_AGE_SECONDS=$(DEMO_BRIDGE_FRESH_SECONDS) \
+	  BRIDGE_OPEN_ORDERS_MAX_AGE_SECONDS=$(DEMO_BRIDGE_FRESH_SECONDS) \
+	  $(PY) manage.py demo --serve 127.0.0.1:$(PORT)
 
 # What mysqlclient builds with and the suite's tools (chromium, the MariaDB client):
 # installed with apt when missing and run as root; otherwise it prints the command.

@@ -7,4 +7,5 @@ class RecoveryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from recovery.admin import checks as admin_checks  # noqa: F401  (registers the static files check)
         from recovery.db import checks  # noqa: F401  (registers the schema check)

@@ -280,14 +280,32 @@ RECOVERY_HEARTBEAT_RETENTION_DAYS = env.int("RECOVERY_HEARTBEAT_RETENTION_DAYS",
 # /healthz/recovery answers 503 when the last command run is older than this.
 RECOVERY_HEALTH_MAX_AGE_SECONDS = env.int("RECOVERY_HEALTH_MAX_AGE_SECONDS", default=180)
 
+# --- logging: everything to stderr, which systemd's journal (or cron's mail) keeps ----------
+# LOG_FORMAT=json writes one JSON object a line (python-json-logger), traceback included,
+# for a journal that is shipped to a log store; text is one line a record.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text").strip().lower()
+LOG_FORMATTERS = {
+    "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    "json": {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+    },
+}
+if LOG_FORMAT not in LOG_FORMATTERS:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json (got {LOG_FORMAT!r})")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "formatters": {"line": LOG_FORMATTERS[LOG_FORMAT]},
     "handlers": {
         "stderr": {"class": "logging.StreamHandler", "formatter": "line"},
+        # Django's own: mails ADMINS when there are any (none by default), DEBUG off only.
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+        },
     },
     "loggers": {
         "recovery": {
@@ -295,5 +313,8 @@ LOGGING = {
             "level": env.str("RECOVERY_LOG_LEVEL", default="INFO"),
             "propagate": False,
         },
+        # A server error (an unhandled exception in a view: a 500) with its traceback.
+        # Django alone only mails it to ADMINS with DEBUG off, and prints nothing.
+        "django.request": {"handlers": ["stderr", "mail_admins"], "level": "ERROR", "propagate": False},
     },
 }

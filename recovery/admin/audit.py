@@ -27,7 +27,7 @@ from recovery.admin.audit_filters import (
     SweepFilter,
     TimeRangeFilter,
 )
-from recovery.admin.base import ReadOnlyLargeTableAdmin
+from recovery.admin.base import Counter, ReadOnlyLargeTableAdmin
 from recovery.db.audit import ACTION_SETTINGS_UPDATE, ACTION_SWEEP, RESOURCE_ORDER
 from recovery.db.models import AuditLog, TradeOrder
 
@@ -61,6 +61,14 @@ class AuditLogAdmin(ReadOnlyLargeTableAdmin):
         "settings_changes",
         "detail_raw",
     )
+
+    def exact_counter(self, request: HttpRequest) -> Counter | None:
+        """An order's or a sweep's entries are few and found by the (resource_type, resource_id)
+        index: counted exactly. The whole trail counts a few pages ahead (CountedPaginator)."""
+        linked = (ResourceIdsFilter.parameter_name, SweepFilter.parameter_name)
+        if any(request.GET.get(name) for name in linked):
+            return QuerySet.count
+        return None
 
     def get_fields(self, request: HttpRequest, obj: AuditLog | None = None) -> list[str]:
         # What a person reads first (a sweep's decisions, a settings diff, the links), the raw JSON last.

@@ -106,14 +106,30 @@ def page_fates(orders: Sequence[TradeOrder], *, now: dt.datetime, actor: str) ->
     return fates
 
 
-def preview_summary(report: Mapping[str, Any]) -> str:
-    """ "3 stale orders: 1 to cancel and re-place, 1 to cancel only, 1 left alone." """
+def _orders(count: int) -> str:
+    return f"{count:,} stale order{'s' if count != 1 else ''}"
+
+
+def preview_summary(report: Mapping[str, Any], *, stale_total: int | None = None) -> str:
+    """ "3 stale orders: 1 to cancel and re-place, 1 to cancel only, 1 left alone."
+
+    `stale_total`: the exact count of stale orders now (selectors.stale_order_total), for a
+    run over the whole backlog: a run decides only its first orders (at most `limit` acted
+    on), so the page says how many there are and how many this run leaves for later ones.
+    """
     scanned, replaced = int(report.get("scanned") or 0), int(report.get("replaced") or 0)
     cancel_only = int(report.get("cancelled") or 0) - replaced
-    text = (
-        f"{scanned} stale order{'s' if scanned != 1 else ''}: {replaced} to cancel and re-place, "
-        f"{cancel_only} to cancel only, {int(report.get('skipped') or 0)} left alone"
+    counts = (
+        f"{replaced:,} to cancel and re-place, {cancel_only:,} to cancel only, "
+        f"{int(report.get('skipped') or 0):,} left alone"
     )
+    if stale_total is not None and stale_total > scanned:
+        text = (
+            f"{_orders(stale_total)} now; this run decides {scanned:,} of them: {counts}; "
+            f"the other {stale_total - scanned:,} wait for later runs"
+        )
+    else:
+        text = f"{_orders(scanned)}: {counts}"
     if report.get("circuit_open"):
         text += f" (circuit breaker: {report.get('would_replace')} would be re-placed)"
     left = len(report.get("left_alone") or [])

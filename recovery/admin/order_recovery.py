@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+from recovery import selectors
 from recovery.admin.denied import permission_denied_response
 from recovery.admin.fate import (
     decision_rows,
@@ -48,6 +49,11 @@ MSG_TICK_BREAKER = (
     "Nothing was run: tick this box to re-place {count} orders past the circuit breaker, or go back."
 )
 MSG_DIFFERS = "The result differs from the preview you confirmed: {lines}."
+
+
+def _stale_total(preview: SweepResult) -> int:
+    """The exact count of stale orders the preview's run would start from (not only those it decides)."""
+    return selectors.stale_order_total(now=preview.now, timeout_seconds=preview.settings.new_timeout_seconds)
 
 
 class RecoveryActionMixin(admin.ModelAdmin):
@@ -118,7 +124,7 @@ class RecoveryActionMixin(admin.ModelAdmin):
             "rows": decision_rows(report, orders=preview_orders(preview)),
             "left_alone": left_alone_rows(report),
             "warnings": preview_warnings(report),
-            "summary": preview_summary(report),
+            "summary": preview_summary(report, stale_total=None if selected else _stale_total(preview)),
             "settings_rows": settings_rows(report),
             "shown_decisions": decisions_key(report["orders"]),
             "selected": selected,

@@ -10,7 +10,13 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from recovery.admin.denied import permission_denied_response
-from recovery.admin.fate import decision_rows, preview_orders, preview_warnings, settings_rows
+from recovery.admin.fate import (
+    decision_rows,
+    preview_orders,
+    preview_summary,
+    preview_warnings,
+    settings_rows,
+)
 from recovery.admin.order_filters import STALE_NOT_CANDIDATE
 from recovery.db.audit import admin_actor
 from recovery.db.models import SweepRun, TradeOrder
@@ -85,6 +91,7 @@ def recovery_status_view(request: HttpRequest) -> HttpResponse:
         "status": status,
         "report": report,
         "rows": decision_rows(report, orders=preview_orders(status.preview)),
+        "stale_summary": preview_summary(report, stale_total=status.stale_total),
         "incident_rows": incident_rows(status.health.replacements),
         "warnings": preview_warnings(report),
         "settings_rows": settings_rows(report),

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.schemas.openapi import AutoSchema
 from rest_framework.views import APIView
 
+from recovery import selectors
 from recovery.api.permissions import CanRunRecovery, CanViewSettings
 from recovery.api.serializers import SweepRequestSerializer
 from recovery.api.throttles import ReadThrottle, SweepThrottle
@@ -125,15 +126,22 @@ class SweepView(APIView):
             max_seconds=settings.RECOVERY_API_MAX_SECONDS,
             **sweep,
         )
-        return Response(self._body(report), status=HTTP_STATUS[report.outcome])
+        body = self._body(report)
+        if report.result is not None and not report.result.connection_lost:
+            try:  # what the run left; the run's own answer stands if the count fails
+                body["stale_now"] = stale_now(report.result, now=timezone.now())
+            except DatabaseError:
+                body["stale_now"] = None
+        return Response(body, status=HTTP_STATUS[report.outcome])
 
     def _dry_run(self, *, now: dt.datetime, actor: str, **sweep: Any) -> Response:
         try:
             trading_schema_assert(using=trading_alias())
             result = sweep_run(now=now, actor=actor, dry_run=True, **sweep)
+            total = stale_now(result, now=now)
         except (SchemaNotReady, DatabaseError) as exc:
             return Response(could_not_run_body(could_not_run_message(exc)), status=503)
-        return Response(result.as_dict(), status=status.HTTP_200_OK)
+        return Response({**result.as_dict(), "stale_now": total}, status=status.HTTP_200_OK)
 
     @staticmethod
     def _body(report: RunReport) -> dict[str, Any]:
@@ -155,19 +163,28 @@ class SettingsView(APIView):
     def get(self, request: Request) -> Response:
         try:
             trading_schema_assert(using=trading_alias())
-            preview = sweep_run(
-                now=timezone.now(), actor=api_actor(request.user.get_username()), dry_run=True
-            )
+            now = timezone.now()
+            preview = sweep_run(now=now, actor=api_actor(request.user.get_username()), dry_run=True)
+            total = stale_now(preview, now=now)
         except (SchemaNotReady, DatabaseError) as exc:
             return Response(could_not_run_body(could_not_run_message(exc)), status=503)
-        return Response(settings_body(preview))
+        return Response(settings_body(preview, stale_total=total))
 
 
-def settings_body(preview: SweepResult) -> dict[str, Any]:
+def stale_now(result: SweepResult, *, now: dt.datetime) -> int:
+    """How many orders are stale at `now`, exactly: a run decides only its first `limit` of them.
+
+    After a real sweep, what it left; beside a dry run, the backlog it would start from.
+    """
+    return selectors.stale_order_total(now=now, timeout_seconds=result.settings.new_timeout_seconds)
+
+
+def settings_body(preview: SweepResult, *, stale_total: int) -> dict[str, Any]:
     """The settings and gates a sweep started now would use, and what it would do."""
     data = preview.as_dict()
     keys = ("now", "settings", "settings_warnings", "gates", "circuit_open", "would_replace")
     return {
         **{key: data[key] for key in keys},
+        "stale_now": stale_total,
         "would": {k: data[k] for k in ("scanned", "cancelled", "replaced", "skipped")},
     }

@@ -17,7 +17,6 @@ from recovery.sweep.results import SweepResult
 
 RECENT_RUNS = 50
 CHART_HOURS = 48
-LEFT_ALONE_CAP = 1000  # old NEW orders that are not candidates: counted up to this many
 
 
 @dataclass(frozen=True)
@@ -30,6 +29,7 @@ class RecoveryStatus:
     last_admin_run: SweepRun | None
     audit_ids: dict[str, int]  # sweep_id -> its auto_recovery.sweep audit row
     not_candidates: int  # old NEW orders the sweep leaves alone (acknowledged, filled, intent only)
+    stale_total: int  # stale orders now, exactly (the preview decides only a run's first ones)
 
 
 def _audit_ids(runs: list[SweepRun]) -> dict[str, int]:
@@ -45,7 +45,7 @@ def _audit_ids(runs: list[SweepRun]) -> dict[str, int]:
     return {sweep_id: pk for pk, sweep_id in rows if sweep_id in wanted}
 
 
-def _not_candidates_count(*, now: dt.datetime, timeout_seconds: int) -> int:
+def _not_candidates_count(*, now: dt.datetime, timeout_seconds: int, indexed: bool) -> int:
     cutoff = now - dt.timedelta(seconds=timeout_seconds)
     candidates = selectors.stale_candidates(now=now, timeout_seconds=timeout_seconds)
     old_new = (
@@ -53,7 +53,7 @@ def _not_candidates_count(*, now: dt.datetime, timeout_seconds: int) -> int:
         .exclude(pk__in=candidates.values("pk"))
         .order_by()
     )
-    return old_new[:LEFT_ALONE_CAP].count()
+    return selectors.new_orders_count(old_new, indexed=indexed)
 
 
 def recovery_status_get(*, now: dt.datetime, actor: str) -> RecoveryStatus:
@@ -63,6 +63,8 @@ def recovery_status_get(*, now: dt.datetime, actor: str) -> RecoveryStatus:
         "started_at", "cancelled", "replaced", "skipped"
     )
     runs = list(SweepRun.objects.order_by("-id")[:RECENT_RUNS])
+    timeout = preview.settings.new_timeout_seconds
+    indexed = selectors.trade_orders_index_present(selectors.STALE_INDEX)  # asked once for both counts
     return RecoveryStatus(
         preview=preview,
         health=health_get(now=now, max_age_seconds=settings.RECOVERY_HEALTH_MAX_AGE_SECONDS),
@@ -71,5 +73,6 @@ def recovery_status_get(*, now: dt.datetime, actor: str) -> RecoveryStatus:
         last_cron_run=SweepRun.objects.filter(actor=ACTOR_COMMAND).order_by("-id").first(),
         last_admin_run=SweepRun.objects.filter(actor__startswith="admin:").order_by("-id").first(),
         audit_ids=_audit_ids(runs),
-        not_candidates=_not_candidates_count(now=now, timeout_seconds=preview.settings.new_timeout_seconds),
+        not_candidates=_not_candidates_count(now=now, timeout_seconds=timeout, indexed=indexed),
+        stale_total=selectors.stale_order_total(now=now, timeout_seconds=timeout, indexed=indexed),
     )

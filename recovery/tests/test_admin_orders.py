@@ -284,30 +284,106 @@ def test_a_page_costs_the_same_queries_whatever_its_rows(ops: Client, django_ass
     assert few <= 14
 
 
-def test_count_is_capped_and_never_a_full_count(ops: Client) -> None:
-    now = timezone.now()
+def _bulk(count: int, *, prefix: str, age_minutes: float = 0, **fields: object) -> None:
+    created = timezone.now() - dt.timedelta(minutes=age_minutes)
+    fields.setdefault("side", "BUY")
     TradeOrder.objects.bulk_create(
         [
             TradeOrder(
-                client_order_id=f"bulk-{i}",
+                client_order_id=f"{prefix}-{i}",
                 symbol="X",
-                side="BUY",
                 quantity=1,
-                created_at=now,
-                updated_at=now,
+                created_at=created,
+                updated_at=created,
+                **fields,
             )
-            for i in range(1005)
+            for i in range(count)
         ]
     )
+
+
+def _order_counts(queries: CaptureQueriesContext) -> list[str]:
+    # The orders' counts (the rolling breaker's count of the hour's replacements has its own cap).
+    return [q["sql"] for q in queries if "COUNT(" in q["sql"].upper() and "TRADE_ORDERS" in q["sql"].upper()]
+
+
+def test_the_whole_list_counts_ten_pages_ahead_and_says_so(ops: Client) -> None:
+    _bulk(1150, prefix="bulk", status="FILLED")
     with CaptureQueriesContext(connections[trading_alias()]) as queries:
         page = ops.get(reverse(CHANGELIST))
-    assert page.context["cl"].result_count == 1000
-    assert b"Counting stops at 1000" in page.content
-    # The orders' counts (the rolling breaker's count of the hour's replacements has its own cap).
-    counts = [
-        q["sql"] for q in queries if "COUNT(" in q["sql"].upper() and "TRADE_ORDERS" in q["sql"].upper()
-    ]
-    assert counts and all("LIMIT 1000" in sql.upper() for sql in counts)
+    cl = page.context["cl"]
+    assert (cl.paginator.bounded, cl.paginator.bound, cl.result_count) == (True, 1100, 1101)
+    assert b"more than 1,100 orders" in page.content and b'id="count-bounded"' in page.content
+    counts = _order_counts(queries)
+    assert counts and all("LIMIT 1101" in sql.upper() for sql in counts)  # never a full COUNT(*)
+
+    # Page 11 counts ten pages past itself: the 1,150 rows are all counted, exactly.
+    eleventh = ops.get(reverse(CHANGELIST) + "?p=11")
+    cl = eleventh.context["cl"]
+    assert (cl.paginator.bounded, cl.result_count) == (False, 1150)
+    assert b"1,150 orders" in eleventh.content and b"more than" not in eleventh.content
+    ids = list(TradeOrder.objects.order_by("-id").values_list("id", flat=True))
+    assert [o.pk for o in cl.result_list] == ids[1000:1100]  # rows 1,001 to 1,100, not page 10 again
+    assert [o.pk for o in ops.get(reverse(CHANGELIST) + "?p=12").context["cl"].result_list] == ids[1100:]
+
+
+def test_the_stale_filter_counts_exactly_past_1000_and_pages_there(ops: Client) -> None:
+    _bulk(1050, prefix="stale", age_minutes=10)
+    _bulk(300, prefix="done", age_minutes=10, status="FILLED")
+    _bulk(20, prefix="young")  # NEW, not stale yet
+    with CaptureQueriesContext(connections[trading_alias()]) as queries:
+        page = ops.get(reverse(CHANGELIST) + "?stale=yes")
+    cl = page.context["cl"]
+    assert (cl.paginator.bounded, cl.result_count) == (False, 1050)
+    assert b"1,050 orders" in page.content and b"more than" not in page.content
+    count_sql = _order_counts(queries)[0]  # the list's; the page's dry run counts its own things
+    assert "LIMIT" not in count_sql.upper()  # an exact COUNT(*)
+
+    eleventh = ops.get(reverse(CHANGELIST) + "?stale=yes&p=11").context["cl"]
+    stale_ids = list(
+        TradeOrder.objects.filter(client_order_id__startswith="stale-")
+        .order_by("-id")
+        .values_list("id", flat=True)
+    )
+    assert [o.pk for o in eleventh.result_list] == stale_ids[1000:]
+    # Status NEW is counted exactly too: the stale and the young.
+    assert ops.get(reverse(CHANGELIST) + "?status=NEW").context["cl"].result_count == 1070
+
+
+@pytest.mark.mysql
+def test_the_stale_count_reads_the_status_created_at_index(ops: Client) -> None:
+    _bulk(1050, prefix="stale", age_minutes=10)
+    _bulk(2000, prefix="done", age_minutes=10, status="FILLED")
+    with CaptureQueriesContext(connections[trading_alias()]) as queries:
+        assert ops.get(reverse(CHANGELIST) + "?stale=yes").context["cl"].result_count == 1050
+    count_sql = _order_counts(queries)[0]
+    with connections[trading_alias()].cursor() as cursor:
+        cursor.execute(f"EXPLAIN {count_sql}")
+        columns = [c[0] for c in cursor.description]
+        plan = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    orders = [row for row in plan if row["table"] == "trade_orders"]
+    assert orders, plan
+    assert all(row["type"] != "ALL" for row in plan), plan
+    assert orders[0]["key"] == "idx_trade_orders_status_created_at", plan
+    # The page's rows too: newest first by creation, read from the index's end, not the table.
+    (rows_sql,) = [q["sql"] for q in queries if "ORDER BY `trade_orders`.`created_at` DESC" in q["sql"]]
+    with connections[trading_alias()].cursor() as cursor:
+        cursor.execute(f"EXPLAIN {rows_sql}")
+        columns = [c[0] for c in cursor.description]
+        (row,) = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
+    assert row["type"] in ("range", "ref") and row["key"] == "idx_trade_orders_status_created_at", row
+    assert "filesort" not in (row["Extra"] or ""), row
+
+
+def test_new_orders_are_listed_newest_first_by_creation(ops: Client) -> None:
+    later = stale(client_order_id="made-later")
+    earlier = stale(client_order_id="made-earlier")  # a higher id, an older order
+    TradeOrder.objects.filter(pk=earlier.pk).update(created_at=later.created_at - dt.timedelta(minutes=5))
+    for query in ("?stale=yes", "?status=NEW"):
+        listed = [o.client_order_id for o in ops.get(reverse(CHANGELIST) + query).context["cl"].result_list]
+        assert listed == ["made-later", "made-earlier"], query
+    listed = [o.client_order_id for o in ops.get(reverse(CHANGELIST)).context["cl"].result_list]
+    assert listed == ["made-earlier", "made-later"]  # the whole list: newest id first
 
 
 # --- what the sweep would do, said the same way everywhere -----------------------------
@@ -458,3 +534,14 @@ def test_preview_costs_the_same_queries_whatever_its_orders(ops: Client, django_
     many = few + [stale(client_order_id=f"pq-{i}").pk for i in range(2, 40)]
     with django_assert_num_queries(len(first)):
         assert action_post(ops, many).status_code == 200
+
+
+def test_the_sweep_preview_counts_every_stale_order_past_a_runs_200(ops: Client) -> None:
+    _bulk(230, prefix="hold", age_minutes=10, side="HOLD")  # cancel only: the breaker stays shut
+    preview = ops.get(reverse(SWEEP))
+    assert preview.context["report"]["scanned"] == 200  # a run acts on at most 200
+    assert preview.context["summary"].startswith(
+        "230 stale orders now; this run decides 200 of them: 0 to cancel and re-place, "
+        "200 to cancel only, 0 left alone; the other 30 wait for later runs"
+    )
+    assert TradeOrder.objects.filter(status="NEW").count() == 230  # a preview writes nothing

@@ -112,7 +112,7 @@ def test_the_json_is_the_commands(ops: APIClient) -> None:
 
     api = post(ops, {"dry_run": True}).json()
 
-    assert set(api) == set(command)
+    assert set(api) == set(command) | {"stale_now"}  # the API adds the exact backlog
     per_order = lambda report: [(o["id"], o["decision"], o["reason"]) for o in report["orders"]]  # noqa: E731
     assert per_order(api) == per_order(command)
     for key in ("scanned", "cancelled", "replaced", "skipped", "failed", "settings", "settings_warnings"):
@@ -127,6 +127,24 @@ def test_a_dry_run_writes_nothing(ops: APIClient) -> None:
     assert body["dry_run"] is True and body["replaced"] == 1
     assert statuses(order) == ["NEW"]
     assert not AuditLog.objects.exists() and not SweepRun.objects.exists()
+
+
+def test_stale_now_is_the_exact_backlog_past_a_runs_limit(ops: APIClient, viewer: APIClient) -> None:
+    created = timezone.now() - dt.timedelta(minutes=10)
+    TradeOrder.objects.bulk_create(
+        [
+            # side HOLD: cancel only (rule 6), so the breaker stays shut
+            TradeOrder(client_order_id=f"b-{i}", symbol="X", side="HOLD", quantity=1, created_at=created)
+            for i in range(230)
+        ]
+    )
+    dry = post(ops, {"dry_run": True}).json()
+    assert (dry["stale_now"], dry["scanned"]) == (230, 200)
+    assert viewer.get(SETTINGS).json()["stale_now"] == 230
+
+    run = post(ops, {"limit": 150})
+    assert run.status_code == 200
+    assert (run.json()["cancelled"], run.json()["stale_now"]) == (150, 80)  # what the run left
 
 
 def test_order_ids_recover_only_those(ops: APIClient) -> None:

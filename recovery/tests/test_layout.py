@@ -2,7 +2,7 @@
 
 From the bottom up: exceptions.py, db/ (plumbing), gates/ (outside facts), sweep/ (the pure
 core), selectors.py (reads), services/ (writes), ops/ (how runs are seen), then the glue
-(admin/, api/, management/, views.py, demo.py, apps.py, the models shim). Also: the pure core
+(admin/, api/, management/, views.py, demo/, apps.py, the models shim). Also: the pure core
 reads no ORM and no clock, and every test module that starts processes says so (CI runs them
 once more at a moved clock) and says which clock its outcome assumes.
 """

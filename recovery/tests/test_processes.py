@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +125,40 @@ def test_demo_runs_twice_and_shows_every_rule(tmp_path: Path) -> None:
         assert "the demo runs only on SQLite" in result.stderr
         return
     url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
-    for _ in range(2):
+    # No demo yet: --restamp says so, and leaves no empty database file behind.
+    early = manage("demo", "--restamp", database_url=url, DEBUG="1")
+    assert early.returncode == 2 and "run `make demo` first" in early.stderr
+    assert not (tmp_path / "demo.sqlite3").exists()
+    for attempt in range(2):
         result = manage("demo", database_url=url, DEBUG="1")
         assert result.returncode == 0, result.stderr
         assert "decision-table reasons shown: 22 of 22" in result.stdout
         assert "scanned 25  cancelled 12  replaced 4  skipped 13  failed 0" in result.stdout
+        if attempt == 0:  # what an afternoon in the demo admin leaves in Django's tables
+            script = "from recovery.tests import factories; factories.SweepRunFactory(actor='admin:demo')"
+            admin_run = manage("shell", "-c", script, database_url=url, DEBUG="1")
+            assert admin_run.returncode == 0, admin_run.stderr
+            with sqlite3.connect(tmp_path / "demo.sqlite3") as demo:
+                assert demo.execute("SELECT COUNT(*) FROM tradeops_sweep_runs").fetchone() == (1,)
+                demo.execute(
+                    "INSERT INTO django_session (session_key, session_data, expire_date) "
+                    "VALUES ('k', 'd', '2099-01-01 00:00:00')"
+                )
+    # make demo starts Django's tables afresh too, and keeps its login.
+    with sqlite3.connect(tmp_path / "demo.sqlite3") as demo:
+        assert demo.execute("SELECT COUNT(*) FROM tradeops_sweep_runs").fetchone() == (0,)
+        assert demo.execute("SELECT COUNT(*) FROM django_session").fetchone() == (0,)
+        assert demo.execute("SELECT username, is_superuser FROM auth_user").fetchall() == [("demo", 1)]
+    # make admin's first step: the demo's times moved to now, no sweep run.
+    before = (tmp_path / "demo-bridge" / "quotes.json").read_text()
+    restamp = manage("demo", "--restamp", database_url=url, DEBUG="1")
+    assert restamp.returncode == 0, restamp.stderr
+    assert restamp.stdout.startswith(("demo moved forward by", "demo already current"))
+    assert "scanned" not in restamp.stdout
+    if restamp.stdout.startswith("demo moved"):
+        assert (tmp_path / "demo-bridge" / "quotes.json").read_text() != before
+    _demo_serves_with_a_stand_in_gateway(url=url, demo=tmp_path / "demo.sqlite3")
+
     assert (tmp_path / "demo-bridge" / "quotes.json").is_file()
     assert (tmp_path / "demo-bridge" / "run_1" / "execution_events.jsonl").is_file()
     # The demo's replacement names its real original (not another order that happens to be id 1).
@@ -135,3 +169,76 @@ def test_demo_runs_twice_and_shows_every_rule(tmp_path: Path) -> None:
         ).fetchone()
     chain = json.loads(params)["auto_recovery"]
     assert (chain["origin_order_id"], chain["root_order_id"]) == (ids["demo-spy"], ids["demo-spy"])
+
+
+def _demo_serves_with_a_stand_in_gateway(*, url: str, demo: Path) -> None:
+    """make admin's command: the admin answers, and ib_settings points at a gateway that answers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {
+        k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "TRADING_DATABASE_URL"}
+    }
+    environment.update(SECRET_KEY="process-tests", DATABASE_URL=url, DEBUG="1")
+    server = subprocess.Popen(
+        [sys.executable, str(BASE_DIR / "manage.py"), "demo", "--serve", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment,
+        cwd="/",
+    )
+    try:
+        lines = [server.stdout.readline(), server.stdout.readline()]  # type: ignore[union-attr]
+        assert lines[0].startswith(("demo moved forward by", "demo already current")), lines
+        gateway = int(re.findall(r"stand-in IB gateway on 127\.0\.0\.1:(\d+)", lines[1])[0])
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz/recovery", timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break  # an answer (503: no cron run in the demo): the admin serves
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the demo admin never answered")
+        with sqlite3.connect(demo) as database:
+            assert database.execute("SELECT host, port FROM ib_settings").fetchall() == [
+                ("127.0.0.1", gateway)
+            ]
+        socket.create_connection(("127.0.0.1", gateway), timeout=2).close()  # the stand-in answers
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        server.stdout.close()  # type: ignore[union-attr]
+
+
+def test_make_admin_moves_the_demo_to_now_and_reads_the_demos_bridge_folder() -> None:
+    """Any wall clock: `make -n` prints the commands and the shell reads settings only."""
+    plan = subprocess.run(["make", "-n", "admin"], cwd=BASE_DIR, capture_output=True, text=True, timeout=60)
+    assert plan.returncode == 0, plan.stderr
+    text = plan.stdout
+    assert "manage.py demo --serve 127.0.0.1:" in text  # moves the demo to now, then serves
+    (bridge,) = re.findall(r"LEAN_BRIDGE_ROOT=(\S+)", text)
+    # The folder the admin reads is the one make demo writes beside the default demo database.
+    script = (
+        "from django.conf import settings; from recovery.demo import demo_bridge_root; "
+        "print(settings.LEAN_BRIDGE_ROOT); print(demo_bridge_root())"
+    )
+    environment = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "TRADING_DATABASE_URL"}}
+    shown = subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), "shell", "-c", script],
+        capture_output=True,
+        text=True,
+        env={
+            **environment,
+            "DEBUG": "1",
+            "LEAN_BRIDGE_ROOT": bridge,
+            "DJANGO_SETTINGS_MODULE": "tradeops.settings",
+        },
+        cwd="/",
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    served, written = shown.stdout.splitlines()[-2:]  # after the shell's "objects imported" line
+    assert served == written == str(BASE_DIR / "var" / "demo-bridge")

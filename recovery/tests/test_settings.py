@@ -5,6 +5,7 @@ Any wall clock: the processes here only load settings and read no time.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -107,3 +108,31 @@ def test_env_example_lists_every_variable_the_settings_read() -> None:
     example = (BASE_DIR / ".env.example").read_text()
     listed = set(re.findall(r"^#?\s*([A-Z_]+)=", example, flags=re.MULTILINE))
     assert read - listed == set()
+
+
+def test_log_format_json_writes_one_json_object_a_line() -> None:
+    script = (
+        "import logging\n"
+        "try:\n    1 / 0\n"
+        "except ZeroDivisionError:\n    logging.getLogger('recovery.runs').exception('run failed')\n"
+    )
+    result = _manage("shell", "-c", script, SECRET_KEY="x", LOG_FORMAT="json")
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    record = json.loads(line)
+    assert (record["levelname"], record["name"], record["message"]) == (
+        "ERROR",
+        "recovery.runs",
+        "run failed",
+    )
+    assert "ZeroDivisionError" in record["exc_info"]
+    text = _manage("shell", "-c", script, SECRET_KEY="x")  # the default: text lines
+    assert " ERROR recovery.runs run failed" in text.stderr.splitlines()[0]
+
+
+def test_an_unknown_log_format_is_one_clear_line() -> None:
+    result = _manage("check", SECRET_KEY="x", LOG_FORMAT="xml")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: LOG_FORMAT must be text or json (got 'xml')"
+    ]

@@ -94,10 +94,11 @@ def test_status_page_costs_a_fixed_number_of_queries(watcher: Client, django_ass
     assert len(page.context["status"].runs) == 40 and page.context["report"]["scanned"] == 40
     # The dry run (settings, today's halts, the server's clock, candidates, ib_settings), its
     # orders' facts, the chart's rows, the last 50 runs, the last cron and admin runs, their
-    # audit rows, the non-candidates; the backend's sender (rule 10b: a replacement still
+    # audit rows; the stale orders' and the non-candidates' exact counts (and, on MariaDB,
+    # whether their index exists); the backend's sender (rule 10b: a replacement still
     # waiting for it, its queue); the health's replacements (newest replace rows joined to
     # their orders).
-    assert len(first) <= 21
+    assert len(first) <= 23
 
 
 def test_hourly_buckets_sum_runs_per_hour_and_drop_older_ones() -> None:
@@ -187,3 +188,41 @@ def test_status_page_without_the_permission_is_a_403_in_the_admin_layout(
     assert page.status_code == 403
     body = page.content.decode()
     assert 'id="site-name"' in body and "recovery.view_tradeorder" in body
+
+
+@pytest.mark.django_db
+def test_status_page_counts_every_stale_order_past_a_runs_200(watcher: Client) -> None:
+    created = timezone.now() - dt.timedelta(minutes=5)
+    TradeOrder.objects.bulk_create(
+        [
+            # side HOLD: cancel only (rule 6), so the breaker stays shut and a run acts on 200.
+            TradeOrder(client_order_id=f"many-{i}", symbol="X", side="HOLD", quantity=1, created_at=created)
+            for i in range(260)
+        ]
+        + [
+            TradeOrder(
+                client_order_id=f"acked-{i}",
+                symbol="X",
+                side="BUY",
+                quantity=1,
+                created_at=created,
+                ib_order_id=100 + i,
+            )
+            for i in range(1005)
+        ]
+    )
+    page = watcher.get(reverse(STATUS))
+    status = page.context["status"]
+    assert (status.stale_total, page.context["report"]["scanned"]) == (260, 200)
+    assert status.not_candidates == 1005  # counted whole, not stopped at 1,000
+    body = page.content.decode()
+    assert "Stale orders now: 260." in body
+    assert "260 stale orders now; this run decides 200 of them" in body and "the other 60 wait" in body
+    assert "1,005 older NEW orders</a> are not a candidate" in body
+
+
+@pytest.mark.django_db
+def test_the_admin_header_has_no_view_site_link_to_a_404(watcher: Client) -> None:
+    page = watcher.get(reverse("admin:index"))
+    assert page.status_code == 200 and page.context["site_url"] is None
+    assert b"View site" not in page.content

@@ -64,14 +64,33 @@ def demo_bridge_root() -> Path:
     return Path(connections[trading_alias()].settings_dict["NAME"]).parent / "demo-bridge"
 
 
-def demo_database_build() -> None:
+def demo_database_assert() -> None:
+    """The demo's writes are for a SQLite database only: never a real trading database."""
     for alias in {"default", trading_alias()}:
         vendor = connections[alias].vendor
         if vendor != "sqlite":
             raise UnsafeSchemaOperation(MSG_NOT_SQLITE.format(alias=alias, vendor=vendor))
+
+
+def demo_present() -> bool:
+    """Whether `make demo` built this database: its trading tables hold the scenario's orders."""
+    connection = connections[trading_alias()]
+    if not Path(connection.settings_dict["NAME"]).is_file():
+        return False  # (asking SQLite would create an empty file)
+    if "trade_orders" not in connection.introspection.table_names():
+        return False
+    return TradeOrder.objects.filter(client_order_id__startswith="demo-").exists()
+
+
+def demo_database_build() -> None:
+    demo_database_assert()
     Path(connections[trading_alias()].settings_dict["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     trading_schema_build(using=trading_alias(), demo=True)
     call_command("migrate", verbosity=0)
+    # Django's own tables too (heartbeats, sessions, logins, tokens, the admin's log): an admin
+    # run of an earlier demo would otherwise report orders cancelled that are NEW again here.
+    # The demo login is made again afterwards (demo_user_ensure).
+    call_command("flush", interactive=False, verbosity=0, database="default")
 
 
 def demo_data_load(*, clock: dt.datetime, bridge_root: Path) -> int:
@@ -212,8 +231,8 @@ class LoopbackGateway:
 
 
 @contextmanager
-def _gateway_stand_in() -> Iterator[int]:
-    """ib_settings at a LoopbackGateway until the demo's sweeps are done."""
+def demo_gateway_stand_in() -> Iterator[int]:
+    """ib_settings at a LoopbackGateway until the demo's sweeps (or its admin) are done."""
     with LoopbackGateway() as gateway:
         IbSettings.objects.update(port=gateway.port)
         yield gateway.port
@@ -233,7 +252,7 @@ def demo_sweeps_run(*, clock: dt.datetime, bridge_root: Path) -> list[DemoRun]:
         ),
     ]
     runs = []
-    with override_settings(LEAN_BRIDGE_ROOT=bridge_root), _gateway_stand_in():
+    with override_settings(LEAN_BRIDGE_ROOT=bridge_root), demo_gateway_stand_in():
         for title, change, when in what_ifs:
             with _rolled_back():
                 change()
