@@ -183,6 +183,8 @@ LANGUAGE_CODE = "en-us"
 USE_TZ = True
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
+# One date format on every admin page (tradeops/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["tradeops.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = _path("STATIC_ROOT", BASE_DIR / "var" / "static")
@@ -217,6 +219,8 @@ AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "tradeops.client_ip.client_ip"
+# The lockout page: in the admin's layout, saying how long it lasts (recovery/views.py).
+AXES_LOCKOUT_CALLABLE = "recovery.views.login_lockout"
 
 # --- production hardening (manage.py check --deploy) -------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

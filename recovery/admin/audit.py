@@ -28,7 +28,7 @@ from recovery.admin.audit_filters import (
     TimeRangeFilter,
 )
 from recovery.admin.base import Counter, ReadOnlyLargeTableAdmin
-from recovery.db.audit import ACTION_SETTINGS_UPDATE, ACTION_SWEEP, RESOURCE_ORDER
+from recovery.db.audit import ACTION_SETTINGS_UPDATE, ACTION_SWEEP, ACTION_WORDS, RESOURCE_ORDER
 from recovery.db.models import AuditLog, TradeOrder
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -36,7 +36,7 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 @admin.register(AuditLog)
 class AuditLogAdmin(ReadOnlyLargeTableAdmin):
-    list_display = ("when", "actor", "action", "resource", "summary")
+    list_display = ("when", "actor", "action_words", "resource", "summary")
     list_display_links = ("when",)
     list_filter = (
         ActionFilter,
@@ -100,6 +100,13 @@ class AuditLogAdmin(ReadOnlyLargeTableAdmin):
     @admin.display(description="time (UTC)")
     def when(self, entry: AuditLog) -> str:
         return entry.created_at.strftime(TIME_FORMAT) if entry.created_at else "-"
+
+    @admin.display(description="action")
+    def action_words(self, entry: AuditLog) -> SafeString | str:
+        words = ACTION_WORDS.get(entry.action)
+        if words is None:  # an action of the backend's own: its code is all there is
+            return entry.action
+        return format_html('{} <code class="reason-code">{}</code>', words, entry.action)
 
     @admin.display(description="resource")
     def resource(self, entry: AuditLog) -> str:

@@ -16,7 +16,7 @@ from recovery.db.models import AuditLog
 from recovery.sweep.labels import reason_label
 
 SUMMARY_LENGTH = 160
-DECISION_COLUMNS = ("order", "what happened, and why", "replacement", "age", "detail")
+DECISION_COLUMNS = ("order", "what happened, and why", "replacement", "age")
 
 
 def order_link(order_id: Any, client_order_id: Any = None) -> SafeString | str:
@@ -36,24 +36,39 @@ def audit_row_link(audit_id: int | None, label: str) -> SafeString | str:
     )
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, limit: int | None) -> str:
     text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-    return text if len(text) <= 40 else text[:39] + "…"
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
-def settings_changes(detail: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """(key, before, after) of a settings update row, as JSON text."""
+def settings_changes(detail: Mapping[str, Any], *, limit: int | None = 40) -> list[tuple[str, str, str]]:
+    """(key, before, after) of a settings update row, as JSON text; each value cut at `limit`
+    characters for the one-line summary, whole (None) for the entry's own table."""
     before = detail.get("before") if isinstance(detail.get("before"), dict) else {}
     after = detail.get("after") if isinstance(detail.get("after"), dict) else {}
     keys = detail.get("changed_keys") or sorted(set(before) | set(after))
     return [
         (
             key,
-            _short(before[key]) if key in before else "(absent)",
-            _short(after[key]) if key in after else "(absent)",
+            _short(before[key], limit) if key in before else "(absent)",
+            _short(after[key], limit) if key in after else "(absent)",
         )
         for key in keys
     ]
+
+
+def _changes_summary(changes: list[tuple[str, str, str]]) -> str:
+    """ "a: 1 → 2; b: true → false; and 3 more keys": whole changes, never one cut in its key."""
+    shown: list[str] = []
+    for key, old, new in changes:
+        item = f"{key}: {old} → {new}"
+        if shown and len("; ".join([*shown, item])) > SUMMARY_LENGTH:
+            break
+        shown.append(item)
+    if not shown:
+        return "no change"
+    hidden = len(changes) - len(shown)
+    return "; ".join(shown) + (f"; and {hidden} more key{'s' if hidden != 1 else ''}" if hidden else "")
 
 
 def audit_summary(entry: AuditLog) -> SafeString | str:
@@ -81,8 +96,7 @@ def audit_summary(entry: AuditLog) -> SafeString | str:
             return format_html("{} cancelled, replaced by {}", cancelled, replacement)
         return format_html("{} cancelled — {}", cancelled, label)
     if entry.action == ACTION_SETTINGS_UPDATE:
-        changes = "; ".join(f"{k}: {old} → {new}" for k, old, new in settings_changes(detail))
-        return changes[:SUMMARY_LENGTH] or "no change"
+        return _changes_summary(settings_changes(detail))
     return json.dumps(detail, default=str)[:SUMMARY_LENGTH]
 
 
@@ -140,6 +154,15 @@ def audit_links(entry: AuditLog) -> SafeString | str:
     return format_html('<table class="audit-links">{}</table>', rows)
 
 
+def _detail_beyond_label(row: dict[str, Any]) -> SafeString | str:
+    """The outcome's detail under its label, when the label does not already say it (a
+    replacement's label names the quote; its detail may say what happened to an earlier try)."""
+    detail = row.get("detail")
+    if not isinstance(detail, str) or not detail or detail in row["fate"].label:
+        return ""
+    return format_html('<br><small class="outcome-detail">{}</small>', detail)
+
+
 def sweep_decisions(entry: AuditLog) -> SafeString | str:
     """A sweep row's decisions as the preview shows them (labels first, codes beside)."""
     detail = entry.detail if isinstance(entry.detail, dict) else {}
@@ -151,17 +174,16 @@ def sweep_decisions(entry: AuditLog) -> SafeString | str:
     body = format_html_join(
         "",
         '<tr><td data-label="order">{}</td>'
-        '<td class="fate-cell" data-label="what happened">{} <code class="reason-code">{}</code></td>'
-        '<td data-label="replacement">{}</td><td data-label="age">{}</td>'
-        '<td data-label="detail">{}</td></tr>',
+        '<td class="fate-cell" data-label="what happened">{} <code class="reason-code">{}</code>{}</td>'
+        '<td data-label="replacement">{}</td><td data-label="age">{}</td></tr>',
         (
             (
                 order_link(r.get("id"), r.get("client_order_id")),
                 format_html('<span class="fate fate-{}">{}</span>', r["fate"].action, r["fate"].label),
                 r["fate"].code,
+                _detail_beyond_label(r),
                 order_link(r.get("replacement_id"), r.get("replacement_client_order_id")),
                 r["age"],
-                r.get("detail") or "",
             )
             for r in rows
         ),
@@ -178,10 +200,14 @@ def sweep_decisions(entry: AuditLog) -> SafeString | str:
 def settings_diff(entry: AuditLog) -> SafeString | str:
     if entry.action != ACTION_SETTINGS_UPDATE or not isinstance(entry.detail, dict):
         return "-"
-    rows = format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>", settings_changes(entry.detail))
+    rows = format_html_join(
+        "",
+        '<tr><th>{}</th><td data-label="before">{}</td><td data-label="after">{}</td></tr>',
+        settings_changes(entry.detail, limit=None),
+    )
     return format_html(
-        '<table class="settings-diff"><thead><tr><th>key</th><th>before</th><th>after</th></tr></thead>'
-        "<tbody>{}</tbody></table>",
+        '<div class="table-scroll"><table class="settings-diff decision-cards"><thead><tr><th>key</th>'
+        "<th>before</th><th>after</th></tr></thead><tbody>{}</tbody></table></div>",
         rows,
     )
 

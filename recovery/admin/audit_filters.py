@@ -15,6 +15,7 @@ from recovery.db.audit import (
     ACTION_REPLACE,
     ACTION_SETTINGS_UPDATE,
     ACTION_SWEEP,
+    ACTION_WORDS,
     ACTOR_COMMAND,
     RESOURCE_ORDER,
     RESOURCE_SETTINGS,
@@ -31,7 +32,7 @@ class ActionFilter(admin.SimpleListFilter):
     title, parameter_name = "action", "action"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(a, a) for a in ACTIONS]
+        return [(a, f"{ACTION_WORDS[a]} ({a})") for a in ACTIONS]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         return queryset.filter(action=self.value()) if self.value() else queryset

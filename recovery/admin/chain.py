@@ -130,25 +130,6 @@ def double_html(double: Double, *, full: bool) -> SafeString:
     )
 
 
-def phone_html(chain: Chain | None) -> SafeString | str:
-    """What a phone shows under the order's id (the chain column is off screen there): a double,
-    and a replacement's pickup in words; nothing at wider widths (CSS)."""
-    if chain is None or (chain.double is None and chain.pickup is None):
-        return ""
-    parts = []
-    if chain.double is not None:
-        parts.append(double_html(chain.double, full=False))
-    if chain.pickup is not None:
-        classes = f"pickup pickup-{chain.pickup.stage}" + (
-            " pickup-incident" if chain.pickup.incident else ""
-        )
-        parts.append(format_html('<span class="{}">{}</span>', classes, chain.pickup.label))
-    return format_html(
-        '<span class="chain-phone">{}</span>',
-        format_html_join(mark_safe("<br>"), "{}", ((p,) for p in parts)),
-    )
-
-
 def chain_html(chain: Chain | None, *, detail: bool) -> SafeString | str:
     """The chain column (detail=False) and the order page's "recovery chain" (detail=True)."""
     if chain is None:

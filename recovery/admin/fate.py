@@ -15,7 +15,15 @@ from typing import Any
 from recovery import selectors
 from recovery.db.models import TradeOrder
 from recovery.services import sweep_run
-from recovery.sweep.labels import age_text, not_candidate_label, reason_label, settings_text, would_be_action
+from recovery.sweep.decisions import Reason
+from recovery.sweep.labels import (
+    age_text,
+    bridge_file_text,
+    not_candidate_label,
+    reason_label,
+    settings_text,
+    would_be_action,
+)
 from recovery.sweep.results import SweepResult
 
 
@@ -160,16 +168,17 @@ def preview_warnings(report: Mapping[str, Any]) -> list[str]:
     opens = gates.get("open_orders") or {}
     if acting and not opens.get("available", True):
         warnings.append(
-            f"open_orders.json gives no data ({opens.get('problem')}): the sweep cannot see which "
-            f"orders are live at the broker, and {acting} order(s) are about to be cancelled."
+            f"open_orders.json gives {bridge_file_text(opens, unit='tag')}: the sweep cannot see which "
+            f"orders are live at the broker, and {acting} order{'s are' if acting != 1 else ' is'} "
+            "about to be cancelled."
         )
     quotes = gates.get("quotes") or {}
     if not quotes.get("available", True) and any(
         o.get("reason") == "quote_unavailable" for o in report.get("orders") or []
     ):
         warnings.append(
-            f"quotes.json gives no data ({quotes.get('problem')}): LMT and PEG_MID orders will be "
-            "cancelled without a replacement."
+            f"quotes.json gives {bridge_file_text(quotes, unit='symbol')}: LMT and PEG_MID orders "
+            "will be cancelled without a replacement."
         )
     limit, would = settings.get("max_replacements_per_sweep"), int(report.get("would_replace") or 0)
     if report.get("circuit_open"):
@@ -185,25 +194,47 @@ def preview_warnings(report: Mapping[str, Any]) -> list[str]:
     return warnings
 
 
+def _promised(outcome: Mapping[str, Any]) -> tuple[str, str]:
+    """(decision, reason) a confirmation promised for an outcome of its preview.
+
+    An order the breaker held is promised what it would get without the breaker: the only
+    run that follows such a preview is one whose confirmation passed the breaker.
+    """
+    held = outcome.get("held_by_breaker")
+    if outcome.get("reason") == Reason.CIRCUIT_OPEN and held:
+        return would_be_action(outcome), str(held)
+    return str(outcome.get("decision")), str(outcome.get("reason"))
+
+
 def decisions_key(outcomes: Sequence[Mapping[str, Any]]) -> str:
-    """The decisions a preview showed, compact, so the confirm can say if the run differs."""
-    return ",".join(f"{o.get('id')}:{o.get('decision')}:{o.get('reason')}" for o in outcomes)
+    """What the confirmation promised for each order, compact, so the result can say if the run differs."""
+    return ",".join(f"{o.get('id')}:{':'.join(_promised(o))}" for o in outcomes)
+
+
+def _said(reason: str) -> str:
+    """ "Cancel and re-place: nothing stops it (replaced)": the words first, the code second."""
+    return f"{reason_label({'reason': reason})} ({reason})"
 
 
 def decisions_differences(shown: str, result: SweepResult, *, most: int = 5) -> list[str]:
-    """ "#12: preview said replace (replaced), the run did skip (changed_concurrently)", ..."""
+    """ "#12 x-1: promised Cancel and re-place: nothing stops it (replaced); the run: Left alone: ...", ..."""
     expected: dict[str, tuple[str, str]] = {}
     for item in shown.split(","):
         parts = item.split(":")
         if len(parts) == 3:
             expected[parts[0]] = (parts[1], parts[2])
-    got = {str(o.id): (str(o.decision), str(o.reason)) for o in result.orders}
+    got = {str(o.id): o.as_dict() for o in result.orders}
+    settings = result.settings.as_dict()
     lines = []
     for order_id in sorted(expected.keys() | got.keys(), key=lambda i: int(i) if i.isdigit() else 0):
         before, after = expected.get(order_id), got.get(order_id)
-        if before == after:
+        if after is not None and before == (str(after.get("decision")), str(after.get("reason"))):
             continue
-        said = f"{before[0]} ({before[1]})" if before else "not listed"
-        did = f"{after[0]} ({after[1]})" if after else "not a candidate any more"
-        lines.append(f"#{order_id}: the preview said {said}, the run did {did}")
+        said = f"promised {_said(before[1])}" if before else "not in the preview"
+        if after is None:
+            did = "not a candidate any more"
+        else:
+            did = f"{reason_label(after, settings=settings)} ({after.get('reason')})"
+        name = f"#{order_id} {after.get('client_order_id')}" if after else f"#{order_id}"
+        lines.append(f"{name}: {said}; the run: {did}")
     return lines[:most] + ([f"and {len(lines) - most} more"] if len(lines) > most else [])

@@ -48,7 +48,7 @@ MSG_TOO_MANY = f"Select at most {MAX_SELECTED} orders at a time."
 MSG_TICK_BREAKER = (
     "Nothing was run: tick this box to re-place {count} orders past the circuit breaker, or go back."
 )
-MSG_DIFFERS = "The result differs from the preview you confirmed: {lines}."
+MSG_DIFFERS = "The run did not do what the confirmation promised for these orders: {lines}."
 
 
 def _stale_total(preview: SweepResult) -> int:

@@ -23,7 +23,7 @@ from django.utils.safestring import SafeString
 
 from recovery import selectors
 from recovery.admin.base import Counter, ReadOnlyLargeTableAdmin
-from recovery.admin.chain import chain_html, chains_attach, phone_html, pickup_html
+from recovery.admin.chain import chain_html, chains_attach, pickup_html
 from recovery.admin.denied import permission_denied_response
 from recovery.admin.fate import Fate, page_fates
 from recovery.admin.order_filters import (
@@ -146,12 +146,7 @@ class TradeOrderAdmin(RecoveryActionMixin, ReadOnlyLargeTableAdmin):
     # --- columns ------------------------------------------------------------------------
     @admin.display(description="id / client_order_id", ordering="id")
     def order_ref(self, order: TradeOrder) -> SafeString:
-        return format_html(
-            '#{}<br><small class="client-id">{}</small>{}',
-            order.pk,
-            order.client_order_id,
-            phone_html(getattr(order, "chain", None)),
-        )
+        return format_html('#{}<br><small class="client-id">{}</small>', order.pk, order.client_order_id)
 
     @admin.display(description="order")
     def order(self, order: TradeOrder) -> str:
@@ -174,7 +169,7 @@ class TradeOrderAdmin(RecoveryActionMixin, ReadOnlyLargeTableAdmin):
     def created(self, order: TradeOrder) -> SafeString:
         age = age_text((timezone.now() - order.created_at).total_seconds())
         return format_html(
-            '{}<br>{}<br><small class="age">{} ago</small>',
+            '<span class="moment">{}</span> <span class="moment">{}</span> <small class="age">{} ago</small>',
             f"{order.created_at:%Y-%m-%d}",
             f"{order.created_at:%H:%M:%S}",
             age,
@@ -255,10 +250,11 @@ class TradeOrderAdmin(RecoveryActionMixin, ReadOnlyLargeTableAdmin):
                 *TradeOrder.objects.filter(client_order_id__in=candidates).values_list("id", flat=True),
             }
         )
+        own = audit_link([order.pk], "this order's audit entries")
+        if len(chain_ids) == 1:  # no chain: the order's own entries are the whole chain's
+            return own
         return format_html(
-            "{} · {}",
-            audit_link([order.pk], "this order's audit entries"),
-            audit_link(chain_ids, f"the whole chain's ({len(chain_ids)} orders)"),
+            "{} · {}", own, audit_link(chain_ids, f"the whole chain's ({len(chain_ids)} orders)")
         )
 
     # --- recovery -----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from recovery.sweep.config import EDITABLE_KEYS, BlackoutWindow, config_parse, resume_parse, unfilled_parse
 
 MSG_OTHERS_JSON = "Not valid JSON: {error}."
-MSG_OTHERS_OBJECT = 'Must be a JSON object ({{"key": value, ...}}); write {{}} for no other key.'
+MSG_OTHERS_OBJECT = 'Must be a JSON object ({"key": value, ...}); write {} for no other key.'
 
 
 def auto_recovery_digest(value: Any) -> str:

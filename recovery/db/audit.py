@@ -16,6 +16,20 @@ ACTION_CANCEL = "trade_order.auto_recovery.cancel"
 ACTION_REPLACE = "trade_order.auto_recovery.replace"
 ACTION_SWEEP = "auto_recovery.sweep"
 ACTION_SETTINGS_UPDATE = "trade_settings.auto_recovery.update"
+# Each action in a word or two, for the audit list's column and filter (the code beside it).
+ACTION_WORDS = {
+    ACTION_CANCEL: "cancel",
+    ACTION_REPLACE: "replacement",
+    ACTION_SWEEP: "sweep",
+    ACTION_SETTINGS_UPDATE: "settings change",
+}
+# How an entry of each action is named on the admin's pages (AuditLog.__str__).
+ACTION_TITLES = {
+    ACTION_CANCEL: "Cancel of order #{id}",
+    ACTION_REPLACE: "Replacement order #{id}",
+    ACTION_SWEEP: "Sweep",
+    ACTION_SETTINGS_UPDATE: "Settings change",
+}
 RESOURCE_ORDER = "trade_order"
 RESOURCE_SWEEP = "auto_recovery"
 RESOURCE_SETTINGS = "trade_settings"

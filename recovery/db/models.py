@@ -11,6 +11,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from recovery.db.audit import ACTION_TITLES
+
 
 class TradeSettings(models.Model):
     id = models.AutoField(primary_key=True)
@@ -78,10 +80,13 @@ class AuditLog(models.Model):
         verbose_name_plural = "audit log"
 
     def __str__(self) -> str:
-        resource = self.resource_type
-        if self.resource_id is not None:
-            resource += f"#{self.resource_id}"
-        return f"{self.action} {resource} by {self.actor}"
+        """ "Sweep by cron, 2026-12-07 14:05:30 UTC", "Cancel of order #27 by admin:ops, ..." """
+        title = ACTION_TITLES.get(self.action)
+        if title is None or ("{id}" in title and self.resource_id is None):
+            resource = self.resource_type + (f" #{self.resource_id}" if self.resource_id is not None else "")
+            title = f"{self.action} ({resource})"
+        when = f", {self.created_at:%Y-%m-%d %H:%M:%S} UTC" if self.created_at else ""
+        return f"{title.format(id=self.resource_id)} by {self.actor}{when}"
 
 
 class TradeRun(models.Model):

@@ -9,10 +9,12 @@ caller, for searching. Pure: plain values in, text out.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping
 from typing import Any
 
+from recovery.gates import bridge
 from recovery.sweep.decisions import Action, NotCandidate, Reason
 
 REPLACE, CANCEL_ONLY, LEFT_ALONE, FAILED = (
@@ -91,6 +93,18 @@ NOT_CANDIDATE_WHY: dict[NotCandidate, str] = {
     NotCandidate.CHANGED_MEANWHILE: "it changed since the page was shown",
 }
 
+# Why a bridge file (quotes.json, open_orders.json) gives no data, for its problem code.
+BRIDGE_PROBLEM_WHY: dict[str, str] = {
+    bridge.PROBLEM_MISSING: "the file is missing",
+    bridge.PROBLEM_UNREADABLE: "the file cannot be read",
+    bridge.PROBLEM_INVALID_JSON: "the file is not valid JSON",
+    bridge.PROBLEM_BAD_SHAPE: "the file is not in the bridge's format",
+    bridge.PROBLEM_MARKED_STALE: "the bridge marked it stale",
+    bridge.PROBLEM_NO_TIMESTAMP: "it carries no refreshed_at/updated_at time",
+    bridge.PROBLEM_TOO_OLD: "older than its age limit",
+    bridge.PROBLEM_FUTURE_TIMESTAMP: "its time lies in the future",
+}
+
 assert set(REASON_ACTION) == set(Reason) == set(REASON_WHY), "every reason needs a label"
 assert set(NOT_CANDIDATE_WHY) == set(NotCandidate), "every not-a-candidate code needs a label"
 
@@ -122,6 +136,39 @@ def age_text(seconds: Any) -> str:
     if whole < 86400:
         return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
     return f"{whole // 86400} d {whole % 86400 // 3600} h"
+
+
+MOMENT_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
+
+
+def moment_text(value: Any) -> str:
+    """ "2026-12-07 14:05:30 UTC", the one format of every admin page, for an aware datetime or
+    an ISO-8601 string (as the reports carry them); anything else is shown as it is."""
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if not isinstance(moment, dt.datetime):
+        return "-" if value is None else str(value)
+    if moment.tzinfo is None:  # the backend's naive UTC
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime(MOMENT_FORMAT)
+
+
+def bridge_file_text(gate: Mapping[str, Any], *, unit: str) -> str:
+    """A bridge file as a report has it: "12 s old, 3 symbols" or "no data: older than its age
+    limit, 1 d 2 h old (too_old)"."""
+    age = age_text(gate.get("age_seconds"))
+    if gate.get("available"):
+        count = gate.get("items")
+        return f"{age} old, {count} {unit}{'' if count == 1 else 's'}"
+    problem = str(gate.get("problem"))
+    why = BRIDGE_PROBLEM_WHY.get(problem, problem)
+    if age != "-":
+        why += f", {age} old"
+    return f"no data: {why} ({problem})"
 
 
 def _why(reason: Reason, outcome: Mapping[str, Any], settings: Mapping[str, Any]) -> str:

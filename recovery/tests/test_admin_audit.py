@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -13,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from recovery.admin.audit_detail import audit_summary
 from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
 from recovery.db.models import AuditLog, TradeOrder
 from recovery.db.routers import trading_alias
@@ -103,6 +105,17 @@ def test_sweep_detail_shows_its_decisions_first_and_the_json_folded(
     assert "Cancel and re-place: nothing stops it" in body
 
 
+def test_an_entry_is_titled_in_words_with_one_time_format(admin_client: Client, swept: dict) -> None:
+    sweep = AuditLog.objects.get(action=ACTION_SWEEP)
+    AuditLog.objects.filter(pk=sweep.pk).update(created_at=dt.datetime(2026, 12, 7, 14, 5, 30, tzinfo=dt.UTC))
+    body = admin_client.get(reverse("admin:recovery_auditlog_change", args=[sweep.pk])).content.decode()
+    assert "Sweep by admin:ops, 2026-12-07 14:05:30 UTC" in body  # the title and the breadcrumbs
+    assert "auto_recovery.sweep auto_recovery" not in body
+    cancel = AuditLog.objects.filter(action=ACTION_CANCEL).first()
+    assert str(cancel).startswith(f"Cancel of order #{cancel.resource_id} by admin:ops, ")
+    assert "View site" not in body  # the project serves no site: the link led to a 404
+
+
 def test_cancel_and_replace_pages_link_every_id(admin_client: Client, swept: dict) -> None:
     order = swept["orders"][0]
     replacement = TradeOrder.objects.get(client_order_id="aud-0-r1")
@@ -135,7 +148,25 @@ def test_settings_row_reads_key_old_new(admin_client: Client) -> None:
     body = admin_client.get(reverse(CHANGELIST)).content.decode()
     assert "new_timeout_seconds: 45 → 60; blackout_windows: (absent) → []" in body
     page = admin_client.get(reverse("admin:recovery_auditlog_change", args=[entry.pk])).content.decode()
-    assert 'class="settings-diff"' in page
+    assert 'class="settings-diff decision-cards"' in page
+
+
+def test_a_long_settings_change_is_summarised_by_whole_changes_and_shown_whole(admin_client: Client) -> None:
+    windows = [{"start": f"{h:02d}:00", "end": f"{h:02d}:05"} for h in range(8)]
+    after = {f"key_number_{n:02d}_with_a_long_name": n for n in range(12)} | {"blackout_windows": windows}
+    entry = factories.AuditLogFactory(
+        action="trade_settings.auto_recovery.update",
+        resource_type="trade_settings",
+        detail={"before": {}, "after": after, "changed_keys": sorted(after)},
+    )
+    summary = audit_summary(entry)
+    *shown, more = summary.split("; ")
+    assert re.fullmatch(r"and \d+ more keys", more) and len(shown) + int(more.split()[1]) == len(after)
+    for item in shown:  # each change whole: its key, its old value, its new one
+        assert re.fullmatch(r"[a-z0-9_]+: \(absent\) → .+", item), item
+    page = admin_client.get(reverse("admin:recovery_auditlog_change", args=[entry.pk])).content.decode()
+    assert json.dumps(windows, sort_keys=True).replace('"', "&quot;") in page  # the whole value, not cut
+    assert all(key in page for key in after)
 
 
 def test_filters(admin_client: Client, swept: dict) -> None:

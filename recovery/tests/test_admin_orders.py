@@ -496,18 +496,70 @@ def test_breaker_open_shows_each_orders_would_be_fate_and_asks_at_the_checkbox(o
     assert not SweepRun.objects.exists()  # nothing was run, not even a breaker-open sweep
 
 
-def test_a_run_that_differs_from_its_preview_says_so(ops: Client) -> None:
-    first, second = stale(client_order_id="d-1"), stale(client_order_id="d-2")
-    page = action_post(ops, [first.pk, second.pk])
-    shown = page.context["shown_decisions"]
+def test_a_run_that_differs_from_its_preview_says_so_in_words(ops: Client) -> None:
+    first, second, third = (stale(client_order_id=f"d-{n}") for n in (1, 2, 3))
+    ids = [first.pk, second.pk, third.pk]
+    shown = action_post(ops, ids).context["shown_decisions"]
     TradeOrder.objects.filter(pk=second.pk).update(ib_order_id=99)  # the executor got to it meanwhile
-    action_post(ops, [first.pk, second.pk], confirm="yes", shown_decisions=shown)
+    # ... and the backend's own loop took the third back.
+    TradeOrder.objects.filter(pk=third.pk).update(params={"direct_retry": {"pending": True}})
+    action_post(ops, ids, confirm="yes", shown_decisions=shown)
     [message] = list(ops.get(reverse(CHANGELIST)).context["messages"])
+    text = str(message)
     assert message.level_tag == "warning"
-    assert "The result differs from the preview you confirmed" in str(message)
-    assert f"#{second.pk}: the preview said replace (replaced), the run did not a candidate any more" in str(
-        message
+    assert "The run did not do what the confirmation promised for these orders" in text
+    promised = "promised Cancel and re-place: nothing stops it (replaced)"
+    assert f"#{second.pk}: {promised}; the run: not a candidate any more" in text
+    assert f"#{third.pk} d-3: {promised}; the run: Left alone: the trading backend may still send it" in text
+    assert "(owned_by_backend)" in text
+    assert f"#{first.pk}" not in text  # done as promised: not flagged
+
+
+def test_a_confirmed_breaker_override_is_what_was_promised(ops: Client) -> None:
+    TradeSettings.objects.update(
+        auto_recovery={
+            "allow_replace_outside_rth": True,
+            "replace_same_trading_day_only": False,
+            "max_replacements_per_sweep": 1,
+        }
     )
+    ids = [stale(client_order_id=f"o-{n}").pk for n in (1, 2)]
+    page = action_post(ops, ids)
+    assert {o["reason"] for o in page.context["report"]["orders"]} == {"circuit_open"}  # held, in the preview
+    action_post(
+        ops, ids, confirm="yes", confirmed_replacements="2", shown_decisions=page.context["shown_decisions"]
+    )
+    [message] = list(ops.get(reverse(CHANGELIST)).context["messages"])
+    assert message.level_tag == "success", str(message)
+    assert "replaced 2" in str(message) and "promised" not in str(message)
+
+
+def test_a_breaker_that_still_holds_after_the_override_is_flagged(ops: Client) -> None:
+    # The hourly cap is never passed: the confirmation promised two replacements, the run made none.
+    TradeSettings.objects.update(
+        auto_recovery={
+            "allow_replace_outside_rth": True,
+            "replace_same_trading_day_only": False,
+            "max_replacements_per_sweep": 1,
+        }
+    )
+    ids = [stale(client_order_id=f"h-{n}").pk for n in (1, 2)]
+    shown = action_post(ops, ids).context["shown_decisions"]
+    TradeSettings.objects.update(
+        auto_recovery={
+            "allow_replace_outside_rth": True,
+            "replace_same_trading_day_only": False,
+            "max_replacements_per_sweep": 1,
+            "max_replacements_per_hour": 1,
+        }
+    )
+    action_post(ops, ids, confirm="yes", confirmed_replacements="2", shown_decisions=shown)
+    [message] = list(ops.get(reverse(CHANGELIST)).context["messages"])
+    text = str(message)
+    assert message.level_tag == "error"
+    promised = "promised Cancel and re-place: nothing stops it (replaced)"
+    assert f"#{ids[0]} h-1: {promised}; the run: Left alone: circuit breaker open" in text
+    assert "(circuit_open)" in text
 
 
 def test_a_run_as_previewed_is_a_plain_success(ops: Client) -> None:
@@ -515,7 +567,7 @@ def test_a_run_as_previewed_is_a_plain_success(ops: Client) -> None:
     shown = action_post(ops, [order.pk]).context["shown_decisions"]
     action_post(ops, [order.pk], confirm="yes", shown_decisions=shown)
     [message] = list(ops.get(reverse(CHANGELIST)).context["messages"])
-    assert message.level_tag == "success" and "differs" not in str(message)
+    assert message.level_tag == "success" and "promised" not in str(message)
 
 
 def test_forbidden_action_is_a_403_page_in_the_admin_naming_the_permission(viewer: Client) -> None:

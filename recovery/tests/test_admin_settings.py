@@ -19,7 +19,6 @@ from recovery.admin.forms import (
     MSG_INVALID,
     MSG_NO_DIGEST,
     MSG_OTHERS_CONFLICT,
-    MSG_OTHERS_OBJECT,
     MSG_OTHERS_TYPED,
     AutoRecoverySettingsForm,
     auto_recovery_digest,
@@ -561,7 +560,10 @@ def test_form_holds_the_row_lock_until_the_save_commits(committed_db: None) -> N
             "{not json",
             "Not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1).",
         ),
-        ("[1, 2]", MSG_OTHERS_OBJECT),
+        (
+            "[1, 2]",
+            'Must be a JSON object ({"key": value, ...}); write {} for no other key.',
+        ),  # no doubled braces
         ("", "Not valid JSON: Expecting value: line 1 column 1 (char 0)."),
         (
             '{"new_timeout_seconds": 0}',

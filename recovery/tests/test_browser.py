@@ -25,7 +25,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
 from recovery.db.audit import ACTION_CANCEL, ACTION_SETTINGS_UPDATE, ACTION_SWEEP
@@ -85,7 +85,8 @@ def pages(browser: Browser, live_server: LiveServer) -> Iterator[list[Page]]:
 
 
 def screenshot(page: Page, name: str, *, readme: str | None = None) -> None:
-    """A full-page picture under var/screenshots/ (git-ignored); none on CI.
+    """A full-page picture under var/screenshots/ (git-ignored), and the first screen of it
+    (<name>-screen.png); none on CI.
 
     `readme`: with README_SCREENSHOTS=1, also the visible part of the page as
     docs/img/<readme>.png, the pictures of the README's "Using the admin".
@@ -94,6 +95,7 @@ def screenshot(page: Page, name: str, *, readme: str | None = None) -> None:
         return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}-screen.png", full_page=False)  # what a glance shows
     if readme and os.environ.get("README_SCREENSHOTS"):
         README_IMAGES.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=README_IMAGES / f"{readme}.png", full_page=False)
@@ -104,6 +106,63 @@ def assert_no_sideways_scroll(page: Page) -> None:
         page.url,
         page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]"),
     )
+
+
+# Boxes that clip what they hold (overflow hidden or clip, or an ellipsis) and hold more than
+# they show; boxes that scroll sideways inside the page (a table wider than its box), unless
+# marked as meant to scroll on a phone. Django's visually-hidden labels clip on purpose.
+CUT_BOXES = """() => {
+  const found = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (el.closest('.visually-hidden') || el.clientWidth === 0) continue;
+    const style = getComputedStyle(el);
+    const over = el.scrollWidth > el.clientWidth + 1;
+    const clips = style.textOverflow === 'ellipsis' || ['hidden', 'clip'].includes(style.overflowX);
+    const scrolls = ['auto', 'scroll'].includes(style.overflowX) && !el.closest('.scrolls-on-phone');
+    if (over && (clips || scrolls)) {
+      const text = el.textContent.trim().slice(0, 80);
+      found.push(`${el.tagName}.${el.className}: ${el.scrollWidth} > ${el.clientWidth}: ${text}`);
+    }
+  }
+  return found;
+}"""
+
+# An element is fully visible when it lies within the screen's width and no box around it
+# clips it (an ancestor whose overflow is not visible and whose edges it passes).
+NOT_VISIBLE = """(el) => {
+  const r = el.getBoundingClientRect();
+  if (r.left < -1 || r.right > window.innerWidth + 1) return `off screen: ${r.left}..${r.right}`;
+  for (let box = el.parentElement; box; box = box.parentElement) {
+    if (getComputedStyle(box).overflowX === 'visible') continue;
+    const b = box.getBoundingClientRect();
+    if (r.left < b.left - 1 || r.right > b.right + 1) return `clipped by ${box.tagName}.${box.className}`;
+  }
+  const inside = getComputedStyle(el).overflowX !== 'visible';
+  if (inside && el.scrollWidth > el.clientWidth + 1) return 'cut inside';
+  return '';
+}"""
+
+
+def assert_nothing_cut(page: Page) -> None:
+    assert page.evaluate(CUT_BOXES) == [], page.url
+
+
+def assert_fully_visible(page: Page, cells: Locator, *, at_least: int = 1) -> None:
+    """Every element `cells` matches is whole on screen (the first `at_least` must exist)."""
+    expect(cells.nth(at_least - 1)).to_be_attached()
+    problems = [
+        (i, problem)
+        for i, problem in enumerate(cells.evaluate_all(f"els => els.map({NOT_VISIBLE})"))
+        if problem
+    ]
+    assert problems == [], (page.url, problems[:5])
+
+
+def assert_page_fits(page: Page, *key_cells: Locator) -> None:
+    assert_no_sideways_scroll(page)
+    assert_nothing_cut(page)
+    for cells in key_cells:
+        assert_fully_visible(page, cells)
 
 
 def log_in(page: Page, username: str, password: str, *, next_url: str) -> None:
@@ -175,7 +234,7 @@ def test_ops_path_list_preview_confirm_and_the_audit_chain(
             "(() => { const r = document.querySelector('#changelist .results');"
             " return r.scrollWidth <= r.clientWidth; })()"
         )
-    screenshot(page, f"{shot}-01-orders", readme="orders-list" if width == LAPTOP else None)
+    screenshot(page, f"{shot}-01-orders", readme="orders-list" if width == LAPTOP else "orders-list-phone")
 
     # Tick two, choose the action, Go.
     page.check(f'#result_list input.action-select[value="{first.pk}"]')

@@ -25,6 +25,7 @@ from recovery.tests.test_browser import (  # noqa: F401 (browser, pages: fixture
     LAPTOP,
     PASSWORD,
     WIDTHS,
+    assert_fully_visible,
     assert_no_sideways_scroll,
     browser,
     log_in,
@@ -148,14 +149,16 @@ def test_the_chain_view_says_what_the_backend_did_with_each_replacement(
     expect(chain_cell("ch-double-r1")).to_contain_text(double)
     expect(chain_cell("ch-double")).to_contain_text(double)
     expect(chain_cell("ch-double-r1")).to_contain_text(f"(#{original.pk} is now SUBMITTED)")
-    # A phone shows the words under the id: the chain column is off screen there.
-    under_id = row_of("ch-late-r1").locator("th.field-order_ref .chain-phone")
-    if width == LAPTOP:
-        expect(under_id).to_be_hidden()
-    else:
-        expect(under_id).to_be_visible()
-        expect(under_id).to_contain_text("not picked up by the backend's sender, written 10 min ago")
-        expect(row_of("ch-double").locator(".chain-phone")).to_contain_text(double)
+    # A phone shows each order as a card: the chain's words on screen, under the order's id.
+    late = chain_cell("ch-late-r1")
+    if width != LAPTOP:
+        id_box, chain_box = (
+            row_of("ch-late-r1").locator("th.field-order_ref").bounding_box(),
+            late.bounding_box(),
+        )
+        assert id_box and chain_box and chain_box["y"] > id_box["y"]  # below the id, not beside it
+    assert_fully_visible(page, late)
+    assert_fully_visible(page, chain_cell("ch-double"))
     assert_no_sideways_scroll(page)
     if width == LAPTOP:
         assert page.evaluate(

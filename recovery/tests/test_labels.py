@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from recovery.sweep.decisions import NotCandidate, Reason
@@ -10,6 +12,8 @@ from recovery.sweep.labels import (
     LEFT_ALONE,
     REPLACE,
     age_text,
+    bridge_file_text,
+    moment_text,
     not_candidate_label,
     reason_label,
     settings_text,
@@ -132,3 +136,54 @@ def test_settings_render_as_text_never_a_python_repr() -> None:
     )
     assert shown == {"enabled": "yes", "blackout_windows": "23:45–00:15 (New York)", "max_auto_retries": "1"}
     assert settings_text({"blackout_windows": []})["blackout_windows"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (dt.datetime(2026, 12, 7, 14, 5, 30, tzinfo=dt.UTC), "2026-12-07 14:05:30 UTC"),
+        (
+            dt.datetime(2026, 12, 7, 9, 5, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+            "2026-12-07 14:05:30 UTC",
+        ),
+        (dt.datetime(2026, 12, 7, 14, 5, 30), "2026-12-07 14:05:30 UTC"),  # the backend's naive UTC
+        ("2026-12-07T14:05:30.123Z", "2026-12-07 14:05:30 UTC"),
+        ("2026-12-07T15:05:30+01:00", "2026-12-07 14:05:30 UTC"),
+        ("not a time", "not a time"),
+        (None, "-"),
+    ],
+)
+def test_one_time_format_for_datetimes_and_iso_strings(value: object, shown: str) -> None:
+    assert moment_text(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("gate", "shown"),
+    [
+        ({"available": True, "age_seconds": 12.4, "items": 3}, "12 s old, 3 symbols"),
+        ({"available": True, "age_seconds": 0, "items": 1}, "0 s old, 1 symbol"),
+        (
+            {"available": False, "problem": "too_old", "age_seconds": 93784.0},
+            "no data: older than its age limit, 1 d 2 h old (too_old)",
+        ),
+        (
+            {"available": False, "problem": "missing", "age_seconds": None},
+            "no data: the file is missing (missing)",
+        ),
+        (
+            {"available": False, "problem": "marked_stale"},
+            "no data: the bridge marked it stale (marked_stale)",
+        ),
+        ({"available": False, "problem": "from_the_future"}, "no data: from_the_future (from_the_future)"),
+    ],
+)
+def test_a_bridge_file_in_words_with_its_code_second(gate: dict, shown: str) -> None:
+    assert bridge_file_text(gate, unit="symbol") == shown
+
+
+def test_every_bridge_problem_has_words() -> None:
+    from recovery.gates import bridge
+    from recovery.sweep.labels import BRIDGE_PROBLEM_WHY
+
+    codes = {value for name, value in vars(bridge).items() if name.startswith("PROBLEM_")}
+    assert codes == set(BRIDGE_PROBLEM_WHY)

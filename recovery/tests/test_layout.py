@@ -19,7 +19,7 @@ from django.conf import settings
 RECOVERY = Path(settings.BASE_DIR) / "recovery"
 TESTS = RECOVERY / "tests"
 ROOMS = ["exceptions", "db", "gates", "sweep", "selectors", "services", "ops", "glue"]
-GLUE = {"admin", "api", "management", "views", "demo", "apps", "models", "__init__"}
+GLUE = {"admin", "api", "management", "templatetags", "views", "demo", "apps", "models", "__init__"}
 # What a test module uses to start a process (directly or through a helper that does).
 PROCESS_STARTERS = {
     "subprocess",

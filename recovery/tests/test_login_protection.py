@@ -100,3 +100,32 @@ def test_session_length_is_configurable(client: Client, ops, settings) -> None: 
     assert response.cookies[settings.SESSION_COOKIE_NAME]["max-age"] == 600
     remaining = (Session.objects.get().expire_date - timezone.now()).total_seconds()
     assert 540 < remaining <= 600
+
+
+def test_the_lockout_page_is_in_the_admins_layout_and_says_how_long_it_lasts(ops, settings) -> None:  # noqa: ANN001
+    for _ in range(4):
+        attempt("wrong")
+    client = Client(REMOTE_ADDR="10.0.0.1")
+    response = client.post(LOGIN, {"username": "ops", "password": "wrong"})
+    body = response.content.decode()
+
+    assert response.status_code == 429
+    assert '<meta name="viewport" content="width=device-width' in body  # not 980 px on a phone
+    assert 'id="site-name"' in body  # the admin's header
+    assert "Too many failed logins for <strong>ops</strong> from this address" in body
+    assert "Try again in 30 minutes" in body
+    assert "locked for 30 minutes from the last of them" in body
+    assert "manage.py axes_reset_username ops" in body
+
+
+def test_the_lockout_page_counts_down_from_the_last_failure(ops, settings) -> None:  # noqa: ANN001
+    from axes.models import AccessAttempt
+
+    for _ in range(5):
+        attempt("wrong")
+    settings.AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a retry does not restart it
+    AccessAttempt.objects.update(attempt_time=timezone.now() - dt.timedelta(minutes=12, seconds=30))
+    response = Client(REMOTE_ADDR="10.0.0.1").post(LOGIN, {"username": "ops", "password": "right-password"})
+
+    assert response.status_code == 429
+    assert "Try again in 18 minutes" in response.content.decode()  # 17.5 rounded up
