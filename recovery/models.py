@@ -3,6 +3,7 @@
 from recovery.db.models import (  # noqa: F401
     AuditLog,
     IbSettings,
+    OrderDecision,
     SweepRun,
     TradeGuardState,
     TradeOrder,

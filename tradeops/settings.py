@@ -281,6 +281,9 @@ AUTO_RECOVER_LOCK_DIR = _path("AUTO_RECOVER_LOCK_DIR", BASE_DIR / "var")
 
 # Heartbeat rows (tradeops_sweep_runs) older than this are pruned by auto_recover.
 RECOVERY_HEARTBEAT_RETENTION_DAYS = env.int("RECOVERY_HEARTBEAT_RETENTION_DAYS", default=14)
+# Each order's decision history (tradeops_order_decisions): a row not given again for this
+# many days is pruned by the sweep, a batch per run.
+RECOVERY_HISTORY_RETENTION_DAYS = env.int("RECOVERY_HISTORY_RETENTION_DAYS", default=30)
 # /healthz/recovery answers 503 when the last command run is older than this.
 RECOVERY_HEALTH_MAX_AGE_SECONDS = env.int("RECOVERY_HEALTH_MAX_AGE_SECONDS", default=180)
 

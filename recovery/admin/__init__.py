@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from recovery.admin import (  # noqa: F401  (registers the ModelAdmins)
     audit,
+    history,
     orders,
     trade_settings,  # noqa: E402,F401
 )

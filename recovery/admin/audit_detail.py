@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from recovery.admin.fate import decision_rows
+from recovery.admin.history import history_link, sweep_history_url
 from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SETTINGS_UPDATE, ACTION_SWEEP
 from recovery.db.models import AuditLog
 from recovery.sweep.labels import reason_label
@@ -128,6 +129,7 @@ def audit_links(entry: AuditLog) -> SafeString | str:
     items: list[tuple[str, SafeString | str]] = []
     if entry.action == ACTION_CANCEL:
         items.append(("cancelled order", order_link(detail.get("id"), detail.get("client_order_id"))))
+        items.append(("its decision history", history_link(detail.get("id"), "every sweep's decision on it")))
         if detail.get("replacement_id"):
             replacement = order_link(detail.get("replacement_id"), detail.get("replacement_client_order_id"))
             items.append(("its replacement", replacement))
@@ -135,6 +137,12 @@ def audit_links(entry: AuditLog) -> SafeString | str:
         items.append(("replacement", order_link(entry.resource_id, detail.get("client_order_id"))))
         origin = order_link(detail.get("origin_order_id"), detail.get("origin_client_order_id"))
         items.append(("replaces (origin)", origin))
+        items.append(
+            (
+                "the origin's decision history",
+                history_link(detail.get("origin_order_id"), "every sweep's decision on it"),
+            )
+        )
         items.append(
             ("root of the chain", order_link(detail.get("root_order_id"), detail.get("root_client_order_id")))
         )
@@ -169,16 +177,18 @@ def sweep_decisions(entry: AuditLog) -> SafeString | str:
     if entry.action != ACTION_SWEEP:
         return "-"
     rows = decision_rows(detail)
+    omitted = _omitted_html(detail)
     if not rows:
-        return "-"
+        return omitted or "-"
     body = format_html_join(
         "",
-        '<tr><td data-label="order">{}</td>'
+        '<tr><td data-label="order">{}<br><small>{}</small></td>'
         '<td class="fate-cell" data-label="what happened">{} <code class="reason-code">{}</code>{}</td>'
         '<td data-label="replacement">{}</td><td data-label="age">{}</td></tr>',
         (
             (
                 order_link(r.get("id"), r.get("client_order_id")),
+                history_link(r.get("id"), "history"),
                 format_html('<span class="fate fate-{}">{}</span>', r["fate"].action, r["fate"].label),
                 r["fate"].code,
                 _detail_beyond_label(r),
@@ -190,10 +200,29 @@ def sweep_decisions(entry: AuditLog) -> SafeString | str:
     )
     head = format_html_join("", "<th>{}</th>", ((h,) for h in DECISION_COLUMNS))
     return format_html(
-        '<div class="table-scroll"><table class="sweep-decisions decision-cards">'
+        '{}<div class="table-scroll"><table class="sweep-decisions decision-cards">'
         "<thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>",
+        omitted,
         head,
         body,
+    )
+
+
+def _omitted_html(detail: Mapping[str, Any]) -> SafeString | str:
+    """A bounded sweep row lists the orders that matter most; the rest are in the history."""
+    omitted, total, sweep_id = (
+        detail.get("orders_omitted"),
+        detail.get("orders_total"),
+        detail.get("sweep_id"),
+    )
+    if type(omitted) is not int or omitted <= 0 or not isinstance(sweep_id, str) or not sweep_id:
+        return ""
+    return format_html(
+        '<p class="orders-omitted">{} of {} orders are listed here (failures and cancels first); '
+        '<a href="{}">every order this sweep decided on</a> is in the decision history.</p>',
+        int(total or 0) - omitted,
+        total,
+        sweep_history_url(sweep_id),
     )
 
 

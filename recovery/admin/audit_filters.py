@@ -21,7 +21,7 @@ from recovery.db.audit import (
     RESOURCE_SETTINGS,
     RESOURCE_SWEEP,
 )
-from recovery.db.models import AuditLog
+from recovery.db.models import AuditLog, OrderDecision
 
 RESOURCE_TYPES = (RESOURCE_ORDER, RESOURCE_SWEEP, RESOURCE_SETTINGS)
 ACTIONS = (ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP, ACTION_SETTINGS_UPDATE)
@@ -127,6 +127,12 @@ class SweepFilter(_LinkFilter):
         detail = sweep.detail if sweep and isinstance(sweep.detail, dict) else {}
         orders = [o for o in detail.get("orders", []) if isinstance(o, dict)]
         order_ids = {o.get("id") for o in orders} | {o.get("replacement_id") for o in orders}
+        sweep_id = detail.get("sweep_id")
+        if detail.get("orders_omitted") and isinstance(sweep_id, str):
+            # A bounded row lists a few hundred orders: the rest it changed are in the history.
+            changed = OrderDecision.objects.filter(last_sweep_id=sweep_id, decision__in=["cancel", "replace"])
+            for order_id, replacement_id in changed.values_list("order_id", "replacement_id"):
+                order_ids |= {order_id, replacement_id}
         order_ids = sorted(i for i in order_ids if type(i) is int)
         rows = Q(
             resource_type=RESOURCE_ORDER,
@@ -134,6 +140,5 @@ class SweepFilter(_LinkFilter):
             action__in=[ACTION_CANCEL, ACTION_REPLACE],
         )
         mine = queryset.filter(Q(pk__in=ids[:1]) | rows)
-        sweep_id = detail.get("sweep_id")
         # Only rows of this sweep: an order may appear in several sweeps' rows.
         return mine if not sweep_id else mine.filter(Q(pk__in=ids[:1]) | Q(detail__sweep_id=sweep_id))

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from recovery.admin.history import history_link
 from recovery.db.models import TradeOrder
 from recovery.sweep.chain import chain_root, replacement_client_order_id
 from recovery.sweep.decisions import chain_attempts
@@ -148,7 +149,10 @@ def chain_html(chain: Chain | None, *, detail: bool) -> SafeString | str:
             now = format_html(' <small class="origin-now">(#{} not found)</small>', origin_id)
         else:
             now = ""
-        parts.append(format_html("attempt {} of {}{}", recovery["attempts"], order_link(origin_id), now))
+        history = format_html(" · {}", history_link(origin_id, "its decisions")) if detail else ""
+        parts.append(
+            format_html("attempt {} of {}{}{}", recovery["attempts"], order_link(origin_id), now, history)
+        )
     if chain.pickup is not None and not detail:  # the order's page has a field of its own for it
         parts.append(pickup_html(chain.pickup, code=False))
     if chain.replacement is not None:
@@ -160,6 +164,8 @@ def chain_html(chain: Chain | None, *, detail: bool) -> SafeString | str:
         )
         if detail and chain.replacement_pickup is not None:
             line = format_html("{}: {}", line, pickup_html(chain.replacement_pickup, code=False))
+        if detail:
+            line = format_html("{} · {}", line, history_link(replacement.id, "its decisions"))
         parts.append(line)
     if not parts:
         return "-"

@@ -30,6 +30,7 @@ from recovery.admin.fate import (
     preview_warnings,
     settings_rows,
 )
+from recovery.admin.history import sweep_history_url
 from recovery.db.audit import admin_actor
 from recovery.ops.runs import RunReport, sweep_run_recorded
 from recovery.services import sweep_run
@@ -160,4 +161,7 @@ class RecoveryActionMixin(admin.ModelAdmin):
         if result.audit_id:
             url = reverse("admin:recovery_auditlog_changelist") + "?" + urlencode({"sweep": result.audit_id})
             parts.append(format_html('<a href="{}">See its audit entries.</a>', url))
+        if result.orders:
+            history = sweep_history_url(result.sweep_id)
+            parts.append(format_html('<a href="{}">Each order\'s decision, skips too.</a>', history))
         self.message_user(request, format_html_join(" ", "{}", ((p,) for p in parts)), level)

@@ -26,6 +26,7 @@ from recovery.admin.base import Counter, ReadOnlyLargeTableAdmin
 from recovery.admin.chain import chain_html, chains_attach, pickup_html
 from recovery.admin.denied import permission_denied_response
 from recovery.admin.fate import Fate, page_fates
+from recovery.admin.history import fate_history_html, history_link, order_history_html
 from recovery.admin.order_filters import (
     STALE_NOT_CANDIDATE,
     STALE_YES,
@@ -102,6 +103,7 @@ class TradeOrderAdmin(RecoveryActionMixin, ReadOnlyLargeTableAdmin):
         "run_id",
         "rejected_reason",
         "fate_detail",
+        "decision_history",
         "chain_detail",
         "audit_trail",
         "params_pretty",
@@ -177,7 +179,7 @@ class TradeOrderAdmin(RecoveryActionMixin, ReadOnlyLargeTableAdmin):
 
     @admin.display(description="sweep would")
     def sweep_would(self, order: TradeOrder) -> SafeString | str:
-        return _fate_html(getattr(order, "fate", None))
+        return format_html("{}{}", _fate_html(getattr(order, "fate", None)), fate_history_html(order.pk))
 
     @admin.display(description="chain")
     def chain(self, order: TradeOrder) -> SafeString | str:
@@ -186,6 +188,13 @@ class TradeOrderAdmin(RecoveryActionMixin, ReadOnlyLargeTableAdmin):
     # --- the order's page -----------------------------------------------------------------
     @admin.display(description="what the sweep would do now")
     def fate_detail(self, order: TradeOrder) -> SafeString | str:
+        return format_html("{} · {}", self._fate_now(order), history_link(order.pk, "what the sweeps did"))
+
+    @admin.display(description="decision history")
+    def decision_history(self, order: TradeOrder) -> SafeString:
+        return order_history_html(order.pk)
+
+    def _fate_now(self, order: TradeOrder) -> SafeString | str:
         if order.status == "NEW":
             fates = page_fates([order], now=timezone.now(), actor="admin")
             return _fate_html(fates.get(order.pk))
@@ -254,7 +263,10 @@ class TradeOrderAdmin(RecoveryActionMixin, ReadOnlyLargeTableAdmin):
         if len(chain_ids) == 1:  # no chain: the order's own entries are the whole chain's
             return own
         return format_html(
-            "{} · {}", own, audit_link(chain_ids, f"the whole chain's ({len(chain_ids)} orders)")
+            "{} · {} · {}",
+            own,
+            audit_link(chain_ids, f"the whole chain's ({len(chain_ids)} orders)"),
+            history_link(order.pk, "its decision history (skips too)"),
         )
 
     # --- recovery -----------------------------------------------------------------------

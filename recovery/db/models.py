@@ -207,3 +207,48 @@ class SweepRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.started_at:%Y-%m-%d %H:%M:%S} {self.actor}@{self.host}: {self.outcome}"
+
+
+class OrderDecision(models.Model):
+    """One order's decision history: each distinct (decision, reason) the sweeps gave it.
+
+    In this app's own database (DATABASE_URL), like SweepRun: audit_logs is the backend's
+    and records only what changed an order, so an order the sweeps skip (halted, in
+    flight, seen by the broker) would leave no trace there. One row per distinct pair,
+    with when and by which sweep it was first and last given, and how many sweeps gave it
+    (db/history.py writes it; a run prunes rows past RECOVERY_HISTORY_RETENTION_DAYS).
+    """
+
+    order_id = models.IntegerField()
+    client_order_id = models.CharField(max_length=64)
+    decision = models.CharField(max_length=16)  # replace | cancel | skip
+    reason = models.CharField(max_length=32)  # a sweep.decisions.Reason code
+    detail = models.CharField(max_length=500, blank=True)  # the latest sweep's, cut
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+    first_sweep_id = models.CharField(max_length=32)
+    last_sweep_id = models.CharField(max_length=32)
+    first_audit_id = models.IntegerField(null=True, blank=True)  # the sweep's audit_logs row, if any
+    last_audit_id = models.IntegerField(null=True, blank=True)
+    replacement_id = models.IntegerField(null=True, blank=True)
+    times = models.PositiveIntegerField(default=1)  # sweeps that gave this pair
+    last_actor = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "tradeops_order_decisions"
+        verbose_name = "order decision"
+        ordering = ["-last_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["order_id", "decision", "reason"], name="uq_order_decision_pair"),
+        ]
+        indexes = [
+            # The order's page: its rows, newest first.
+            models.Index(fields=["order_id", "last_at"], name="ix_order_decision_order"),
+            # The pruning, oldest first.
+            models.Index(fields=["last_at"], name="ix_order_decision_last_at"),
+            # A sweep's orders (the admin's result page, the sweep's audit row).
+            models.Index(fields=["last_sweep_id"], name="ix_order_decision_sweep"),
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.order_id}: {self.decision} ({self.reason}) ×{self.times}"

@@ -98,7 +98,14 @@ def _command_take(found: CommandsFolder, path: Path) -> None:
     requested = iso_parse(payload.get("requested_at")) or written
     expires = iso_parse(payload.get("expires_at")) or requested + COMMAND_TTL
     command_id = payload.get("command_id") if isinstance(payload.get("command_id"), str) else None
-    sighting = Sighting(KIND_COMMAND_FILE, str(path), tag=tag, status=SUBMIT_TYPE, time=iso_utc(expires))
+    sighting = Sighting(
+        KIND_COMMAND_FILE,
+        str(path),
+        tag=tag,
+        status=SUBMIT_TYPE,
+        time=iso_utc(expires),
+        command_id=command_id,
+    )
     found.waiting.append(WaitingCommand(sighting, command_id, order_id, tag, expires))
 
 

@@ -22,7 +22,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from recovery.db.timestamps import iso_parse
@@ -64,6 +64,19 @@ KIND_COMMAND_FILE = "command_file"
 KIND_POSITION = "position"
 
 
+MSG_IN_FLIGHT = "command {command} ({file}), expires {expires}"
+NO_COMMAND_ID = "without a command_id"
+NO_COMMAND_FILE = "no file named in the order's params"
+
+
+def in_flight_text(*, command_id: str | None, path: str | None, expires: datetime | None) -> str:
+    """What holds an order in flight (rule 5), as ops search for it: command, file, expiry."""
+    when = expires.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if expires is not None else "unknown"
+    return MSG_IN_FLIGHT.format(
+        command=command_id or NO_COMMAND_ID, file=path or NO_COMMAND_FILE, expires=when
+    )
+
+
 @dataclass(frozen=True)
 class Sighting:
     """One piece of evidence: where it was read and what it says."""
@@ -74,6 +87,7 @@ class Sighting:
     status: str | None = None
     time: str | None = None
     filled: float | None = None
+    command_id: str | None = None  # a command file's command_id
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -87,9 +101,8 @@ class Sighting:
             moved = f"position in {self.tag} moved the order's way since its baseline ({self.status})"
             return f"{moved} in {self.path}"
         if self.kind == KIND_COMMAND_FILE:
-            return (
-                f"submit command {self.path} for tag {self.tag!r}, which the bridge may run until {self.time}"
-            )
+            text = in_flight_text(command_id=self.command_id, path=self.path, expires=iso_parse(self.time))
+            return f"{text}, for tag {self.tag!r}" if self.tag else text
         filled = f", filled {self.filled:g}" if self.filled else ""
         when = f" at {self.time}" if self.time else ""
         return f"{self.status or 'status-less'} event{filled} for tag {self.tag!r}{when} in {self.path}"
@@ -104,6 +117,7 @@ class SubmitCommand:
     requested_at: datetime | None
     expires_at: datetime | None
     bad_command_id: bool = False  # present but unusable as a file name
+    command_path: str | None = None  # the command file, as the backend named it
 
 
 @dataclass(frozen=True)
@@ -232,6 +246,7 @@ def submit_command_get(params: Mapping[str, Any]) -> SubmitCommand | None:
         requested_at=iso_parse(command.get("requested_at")),
         expires_at=iso_parse(command.get("expires_at")),
         bad_command_id=raw_id is not None and not safe,
+        command_path=command.get("command_path") if isinstance(command.get("command_path"), str) else None,
     )
 
 

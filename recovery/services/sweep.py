@@ -20,6 +20,7 @@ from recovery.db.audit import (
     RESOURCE_SWEEP,
     AuditEntry,
     audit_entries_write,
+    sweep_detail_bounded,
 )
 from recovery.db.audit_spool import audit_spool_put
 from recovery.db.errors import ErrorKind, error_kind
@@ -28,6 +29,7 @@ from recovery.db.routers import trading_alias
 from recovery.db.transactions import order_transactions
 from recovery.services.clock import Clock, SweepClock
 from recovery.services.fresh import FreshWriter
+from recovery.services.history import sweep_history_record
 from recovery.services.plan import sweep_plan
 from recovery.sweep.config import WHOLE_COLUMN, AutoRecoveryConfig
 from recovery.sweep.decisions import (
@@ -155,6 +157,7 @@ def sweep_run(
         result.orders = [OrderOutcome.of(s.id, s.client_order_id, d) for s, d in decided if not d.cancels]
         result.orders.extend(plan.held_back)
         logger.warning("sweep=%s %s", result.sweep_id, result.out_of_time)
+        sweep_history_record(result, now=clock())
         return result
     writer = FreshWriter(
         plan=plan, config=config, result=result, clock=clock, deadline=deadline, budget_seconds=max_seconds
@@ -164,6 +167,8 @@ def sweep_run(
     result.orders.extend(plan.held_back)
     if result.cancelled or result.failed or result.connection_lost or result.breaker_changed:
         _sweep_audit_write(result, now=clock())
+    # After the orders' transactions and the sweep's row, apart from both (services.history).
+    sweep_history_record(result, now=clock())
     level = logging.INFO if result.cancelled or result.failed else logging.DEBUG
     logger.log(level, "sweep=%s actor=%s %s", result.sweep_id, actor, _counts_text(result))
     return result
@@ -218,16 +223,19 @@ def _circuit_open(
     )
     if opened or (not result.dry_run and not tell):
         _sweep_audit_write(result, now=clock())
+    sweep_history_record(result, now=clock())
     return result
 
 
 def _sweep_audit_write(result: SweepResult, *, now: dt.datetime) -> None:
     """One row per sweep that cancelled or failed something (or opened the breaker).
 
-    When the database is gone the row is kept in the spool folder instead; the next run
-    writes it (recovery.db.audit_spool).
+    Bounded (db.audit.sweep_detail_bounded): exact counts, at most a few hundred orders;
+    each order's decision is in the decision history. When the database is gone the row is
+    kept in the spool folder instead; the next run writes it (recovery.db.audit_spool).
     """
-    entry = AuditEntry(result.actor, ACTION_SWEEP, RESOURCE_SWEEP, None, result.as_dict())
+    detail = sweep_detail_bounded(result.as_dict())
+    entry = AuditEntry(result.actor, ACTION_SWEEP, RESOURCE_SWEEP, None, detail)
     if result.connection_lost:
         audit_spool_put(entry, now=now)
         return

@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from recovery.db.timestamps import trade_date_for
 from recovery.gates.bridge import symbol_key
-from recovery.gates.evidence import OrderEvidence, submit_command_get
+from recovery.gates.evidence import OrderEvidence, in_flight_text, submit_command_get
 from recovery.sweep.config import AutoRecoveryConfig
 from recovery.sweep.placement import MSG_NOT_READ, RunPlacement, SenderState, partial_resume_pending
 
@@ -200,6 +200,17 @@ def submit_in_flight(order: OrderSnapshot, *, now: datetime) -> bool:
         return now < command.expires_at
     requested = command.requested_at or order.updated_at or order.created_at
     return (now - requested).total_seconds() < COMMAND_TTL_SECONDS
+
+
+def submit_in_flight_detail(order: OrderSnapshot) -> str:
+    """The pending command of params.submit_command: its id, its file and when it expires."""
+    command = submit_command_get(order.params)
+    assert command is not None  # only asked about an order submit_in_flight() holds
+    expires = command.expires_at
+    if expires is None:
+        requested = command.requested_at or order.updated_at or order.created_at
+        expires = requested + timedelta(seconds=COMMAND_TTL_SECONDS) if requested is not None else None
+    return in_flight_text(command_id=command.command_id, path=command.command_path, expires=expires)
 
 
 def backend_owner(order: OrderSnapshot) -> str | None:
@@ -408,7 +419,7 @@ def _broker_objection(
     if evidence.submit_rejected:
         return None  # the bridge answered the submit with a failure: nothing is in flight
     if submit_in_flight(order, now=now):
-        return Reason.SUBMIT_IN_FLIGHT, None
+        return Reason.SUBMIT_IN_FLIGHT, submit_in_flight_detail(order)
     return None
 
 

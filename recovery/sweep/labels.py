@@ -66,7 +66,7 @@ REASON_WHY: dict[Reason, str] = {
     Reason.SEEN_BY_BROKER: "the broker's files show it",
     Reason.BROKER_EVIDENCE_UNREADABLE: "a broker file could not be read",
     Reason.BROKER_EVIDENCE_UNAVAILABLE: "the broker's files are not reachable from this host",
-    Reason.SUBMIT_IN_FLIGHT: "a submit to the broker is still in flight",
+    Reason.SUBMIT_IN_FLIGHT: "a submit is still in flight",
     Reason.CLOSED_AT_BROKER: "the broker closed it without a fill",
     Reason.INVALID_ORDER: "the order row is unusable",
     Reason.RETRIES_EXHAUSTED: "retries used up",
@@ -183,6 +183,8 @@ def _why(reason: Reason, outcome: Mapping[str, Any], settings: Mapping[str, Any]
     if reason is Reason.REPLACED and deviation is not None:
         return f"quote {_price(quote or 0)}, {_pct(deviation)} from the limit"
     detail = outcome.get("detail")
+    if isinstance(detail, str) and detail and reason is Reason.SUBMIT_IN_FLIGHT:
+        return f"{why}: {detail}"  # "...: command c1 (commands/c1.json), expires ... UTC"
     if isinstance(detail, str) and detail and reason is not Reason.REPLACED:
         return f"{why} ({detail})"
     return why

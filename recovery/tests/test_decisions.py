@@ -29,6 +29,7 @@ from recovery.sweep.decisions import (
     price_deviation_pct,
     submit_in_flight,
 )
+from recovery.sweep.labels import reason_label
 from recovery.sweep.placement import RunPlacement, SenderQueue, SenderState
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 in New York
@@ -515,7 +516,11 @@ def test_without_requested_at_or_updated_at_created_at_stands_in() -> None:
 
 def test_a_waiting_command_file_holds_the_order_whatever_its_params_say() -> None:
     waiting = Sighting(
-        KIND_COMMAND_FILE, "/bridge/commands/c1.json", tag=CLIENT_ID, time="2026-11-24T15:01:00Z"
+        KIND_COMMAND_FILE,
+        "/bridge/commands/c1.json",
+        tag=CLIENT_ID,
+        time="2026-11-24T15:01:00Z",
+        command_id="c1",
     )
     superseded = {"submit_command": {"pending": False, "status": "superseded", "command_id": "c1"}}
     decision = run(
@@ -523,8 +528,40 @@ def test_a_waiting_command_file_holds_the_order_whatever_its_params_say() -> Non
     )
     assert_skip(decision, Reason.SUBMIT_IN_FLIGHT)
     assert decision.detail == (
-        "submit command /bridge/commands/c1.json for tag 'run7-AAPL-BUY-1', "
-        "which the bridge may run until 2026-11-24T15:01:00Z"
+        "command c1 (/bridge/commands/c1.json), expires 2026-11-24 15:01:00 UTC, for tag 'run7-AAPL-BUY-1'"
+    )
+    assert reason_label({"reason": decision.reason, "detail": decision.detail}) == (
+        "Left alone: a submit is still in flight: command c1 (/bridge/commands/c1.json), "
+        "expires 2026-11-24 15:01:00 UTC, for tag 'run7-AAPL-BUY-1'"
+    )
+
+
+def test_a_pending_submit_names_its_command_file_and_expiry() -> None:
+    params = pending(requested_at="2026-11-24T14:59:00Z", expires_at="2026-11-24T10:05:30-05:00")
+    params["submit_command"] |= {
+        "command_id": "submit_order_123",
+        "command_path": "commands/submit_order_123.json",
+    }
+    decision = run(make_order(params=params))
+    assert_skip(decision, Reason.SUBMIT_IN_FLIGHT)
+    assert (
+        decision.detail
+        == "command submit_order_123 (commands/submit_order_123.json), expires 2026-11-24 15:05:30 UTC"
+    )
+    assert reason_label({"reason": decision.reason, "detail": decision.detail}) == (
+        "Left alone: a submit is still in flight: command submit_order_123 "
+        "(commands/submit_order_123.json), expires 2026-11-24 15:05:30 UTC"
+    )
+
+
+def test_a_pending_submit_without_expiry_or_file_says_so() -> None:
+    # requested 30 s ago, no expires_at: the backend's 120 s from requested_at; no id, no path.
+    decision = run(
+        make_order(params={"submit_command": {"pending": True, "requested_at": "2026-11-24T14:59:30Z"}})
+    )
+    assert_skip(decision, Reason.SUBMIT_IN_FLIGHT)
+    assert decision.detail == (
+        "command without a command_id (no file named in the order's params), expires 2026-11-24 15:01:30 UTC"
     )
 
 

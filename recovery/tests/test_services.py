@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from recovery import selectors
 from recovery.db.audit import ACTION_SWEEP
-from recovery.db.models import AuditLog, TradeOrder, TradeSettings
+from recovery.db.models import AuditLog, OrderDecision, TradeOrder, TradeSettings
 from recovery.db.routers import trading_alias
 from recovery.db.timestamps import iso_utc
 from recovery.services import sweep_run
@@ -133,7 +133,9 @@ def test_every_write_is_stamped_at_its_own_moment_never_the_sweeps_start(trading
         stamps = AuditLog.objects.filter(resource_id__in=[cancelled.pk, replacement.pk])
         assert set(stamps.values_list("created_at", flat=True)) == {written}
     assert len({rows[f"{o.client_order_id}-r1"].created_at for o in originals}) == 3  # one moment each
-    assert AuditLog.objects.get(action=ACTION_SWEEP).created_at == readings[-1]
+    assert AuditLog.objects.get(action=ACTION_SWEEP).created_at == readings[-2]
+    # The orders' decision history is written last, at its own moment too.
+    assert set(OrderDecision.objects.values_list("last_at", flat=True)) == {readings[-1]}
 
     second = sweep_run(now=readings[-1] + dt.timedelta(seconds=0.14), actor="test")
     assert (second.scanned, second.cancelled) == (0, 0)
