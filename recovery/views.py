@@ -24,10 +24,18 @@ from recovery.ops.health import health_get
 @require_safe
 @never_cache
 def recovery_health(request: HttpRequest) -> JsonResponse:
-    """200 when the last auto_recover run is recent and ended well and no replacement is an
-    incident, else 503 (status "incident" for those; no order ids in the body)."""
+    """200 when the last auto_recover run is recent and ended well (or has been blocked, had
+    the breaker open or ran over budget for at most RECOVERY_HEALTH_DEGRADED_MINUTES) and no
+    replacement is an incident, else 503 (status "incident" for those). The body names no
+    order and no path: the status, the last run's age and outcome, how long it has been so."""
     health = health_get(now=timezone.now(), max_age_seconds=settings.RECOVERY_HEALTH_MAX_AGE_SECONDS)
-    body = {"status": health.status, "age_seconds": health.age_seconds}
+    body = {
+        "status": health.status,
+        "age_seconds": health.age_seconds,
+        "last_outcome": health.last_outcome,
+        "blocked_by": health.blocked_by,
+        "degraded_seconds": health.degraded_seconds,
+    }
     return JsonResponse(body, status=200 if health.exit_code == 0 else 503)
 
 

@@ -286,6 +286,9 @@ RECOVERY_HEARTBEAT_RETENTION_DAYS = env.int("RECOVERY_HEARTBEAT_RETENTION_DAYS",
 RECOVERY_HISTORY_RETENTION_DAYS = env.int("RECOVERY_HISTORY_RETENTION_DAYS", default=30)
 # /healthz/recovery answers 503 when the last command run is older than this.
 RECOVERY_HEALTH_MAX_AGE_SECONDS = env.int("RECOVERY_HEALTH_MAX_AGE_SECONDS", default=180)
+# Health stays ok through this many minutes of runs that were blocked, had the breaker
+# open or ran over their time budget (one such run is not yet an alarm); past it, not ok.
+RECOVERY_HEALTH_DEGRADED_MINUTES = env.int("RECOVERY_HEALTH_DEGRADED_MINUTES", default=5)
 
 # --- logging: everything to stderr, which systemd's journal (or cron's mail) keeps ----------
 # LOG_FORMAT=json writes one JSON object a line (python-json-logger), traceback included,

@@ -20,6 +20,7 @@ from recovery.admin.fate import (
 from recovery.admin.order_filters import STALE_NOT_CANDIDATE
 from recovery.db.audit import admin_actor
 from recovery.db.models import SweepRun, TradeOrder
+from recovery.ops.health import Health
 from recovery.ops.replacements import ReplacementIncidents
 from recovery.ops.status import recovery_status_get
 from recovery.sweep.labels import age_text
@@ -35,7 +36,27 @@ def _run_line(run: SweepRun | None, *, now: object, who: str) -> str:
     age = age_text((now - run.started_at).total_seconds())  # type: ignore[operator]
     counts = f"scanned {run.scanned}, cancelled {run.cancelled}, replaced {run.replaced}"
     at = f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC"
-    return f"{who}: {age} ago ({at}, by {run.actor}): {run.outcome}; {counts}."
+    return f"{who}: {age} ago ({at}, by {run.actor}): {run.get_outcome_display()}; {counts}."
+
+
+# The health's status as the page's heading says it; its message then says why.
+HEALTH_TITLES = {
+    "ok": "Healthy",
+    "stale": "Not running",
+    "failing": "Not healthy",
+    "incident": "Incident",
+    "unknown": "Cannot tell",
+}
+
+
+def health_text(health: Health, *, message: str | None = None) -> str:
+    """The health's message without its leading status word ("ok: last run …" -> "last run …"):
+    the heading says it in words."""
+    text = health.message if message is None else message
+    for status in HEALTH_TITLES:
+        if text.startswith(f"{status}: "):
+            return text[len(status) + 2 :]
+    return text
 
 
 INCIDENTS_SHOWN = 20  # orders listed per kind of incident; the count says the rest
@@ -96,6 +117,9 @@ def recovery_status_view(request: HttpRequest) -> HttpResponse:
         "warnings": preview_warnings(report),
         "settings_rows": settings_rows(report),
         "runs": runs,
+        "health_title": HEALTH_TITLES.get(status.health.status, status.health.status),
+        "health_text": health_text(status.health),
+        "health_cron_text": health_text(status.health, message=status.health.cron_message),
         "cron_line": _run_line(status.last_cron_run, now=now, who="Last cron run (auto_recover)"),
         "admin_line": _run_line(status.last_admin_run, now=now, who="Last admin run"),
         "not_candidates_url": f"{changelist}?{urlencode({'stale': STALE_NOT_CANDIDATE})}",

@@ -34,14 +34,16 @@ from recovery.sweep.results import SweepResult
 # The outcome of a real sweep, as an HTTP status. 200 and the sweep's JSON when it ran;
 # the same JSON with 409 when the breaker opened (nothing changed) and 500 when an
 # order could not be written (it stays NEW); 423 when another run holds the lock
-# (nothing done, try again later); 503 when it could not run at all.
+# (nothing done, try again later); 503 when it could not run at all or a sweep-wide gate
+# blocked it. A run stopped by its time budget is 200: the JSON says what it left.
 HTTP_STATUS = {
     Outcome.OK: status.HTTP_200_OK,
-    Outcome.CIRCUIT_OPEN: status.HTTP_409_CONFLICT,
+    Outcome.BREAKER_OPEN: status.HTTP_409_CONFLICT,
     Outcome.FAILED: status.HTTP_500_INTERNAL_SERVER_ERROR,
     Outcome.LOCK_HELD: status.HTTP_423_LOCKED,
     Outcome.COULD_NOT_RUN: status.HTTP_503_SERVICE_UNAVAILABLE,
-    Outcome.CLOCK_SKEW: status.HTTP_503_SERVICE_UNAVAILABLE,
+    Outcome.BLOCKED: status.HTTP_503_SERVICE_UNAVAILABLE,
+    Outcome.OVER_BUDGET: status.HTTP_200_OK,
     Outcome.CONNECTION_LOST: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 SWEEP_RESPONSES = {
@@ -53,8 +55,9 @@ SWEEP_RESPONSES = {
     "423": "another run holds the sweep's lock: nothing done ({lock_held: true, message})",
     "429": "rate limit: try again after Retry-After seconds",
     "500": "at least one order could not be written; it stays NEW (failed > 0)",
-    "503": "could not run: database or schema ({could_not_run: true, message}); or the database's clock "
-    "and this host's disagree (the sweep's JSON, clock_skew says why): nothing was changed",
+    "503": "could not run: database or schema ({could_not_run: true, message}); or a sweep-wide gate "
+    "(the clock, the IB gateway, the bridge root) kept it from acting (the sweep's JSON, blocked_by and "
+    "blocked say which and why): nothing was changed",
 }
 
 

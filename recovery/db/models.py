@@ -177,13 +177,16 @@ class SweepRun(models.Model):
     """
 
     class Outcome(models.TextChoices):
-        OK = "ok"
-        FAILED = "failed"
-        LOCK_HELD = "lock_held"
-        CIRCUIT_OPEN = "circuit_open"
-        COULD_NOT_RUN = "could_not_run"
-        CONNECTION_LOST = "connection_lost"
-        CLOCK_SKEW = "clock_skew"
+        """How a run ended; the label is the one place its words live (status page, health)."""
+
+        OK = "ok", "ok"
+        BLOCKED = "blocked", "blocked: a sweep-wide gate kept it from acting"
+        BREAKER_OPEN = "breaker_open", "circuit breaker open: nothing changed"
+        OVER_BUDGET = "over_budget", "over its time budget: orders left for the next run"
+        FAILED = "failed", "failed: an order could not be written"
+        CONNECTION_LOST = "connection_lost", "lost the database mid-sweep"
+        COULD_NOT_RUN = "could_not_run", "could not run"
+        LOCK_HELD = "lock_held", "another run held the lock"
 
     started_at = models.DateTimeField(db_index=True)
     ended_at = models.DateTimeField()
@@ -199,6 +202,9 @@ class SweepRun(models.Model):
     failed = models.PositiveIntegerField(default=0)
     reasons = models.JSONField(default=dict, blank=True)
     message = models.TextField(blank=True)
+    # blocked: the gate that kept the run from acting (a reason code: clock_skew,
+    # ib_unreachable, broker_evidence_unavailable), so a change of gate is told.
+    blocked_by = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         db_table = "tradeops_sweep_runs"

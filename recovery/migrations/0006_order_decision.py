@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     # Each order's decision history, in this app's own database (db/models.OrderDecision).
     dependencies = [
-        ("recovery", "0004_sweep_run_clock_skew"),
+        ("recovery", "0005_sweep_run_outcomes"),
     ]
 
     operations = [

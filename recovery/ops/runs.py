@@ -34,7 +34,18 @@ MSG_CONNECTION_LOST = (
     "order {in_flight} was in flight (committed whole or not at all; the next run sees which); "
     "{not_tried} not tried stay NEW for the next run"
 )
+MSG_BLOCKED = "{why}; nothing was changed"
+MSG_BREAKER_OPEN = "circuit breaker open: {count} orders would have been re-placed; nothing was changed"
+# The one stderr line of a change of state (cron mails every line: not every minute).
+MSG_STATE_CHANGED = "auto_recover is now {state}"
+MSG_OK_AGAIN = "auto_recover is ok again (it was {state})"
 PRUNE_BATCH = 5000
+# Outcomes that say a run did not do its job without anything failing: health tolerates
+# them for RECOVERY_HEALTH_DEGRADED_MINUTES, then says why in words.
+DEGRADED = frozenset({Outcome.BLOCKED, Outcome.BREAKER_OPEN, Outcome.OVER_BUDGET})
+# Outcomes not told as a change of state: a failure says so on stderr every run
+# (something failed in that run), a run that found the lock held proves nothing.
+NOT_A_STATE = frozenset({Outcome.FAILED, Outcome.CONNECTION_LOST, Outcome.COULD_NOT_RUN, Outcome.LOCK_HELD})
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,9 @@ class RunReport:
     result: SweepResult | None
     message: str
     heartbeat: SweepRun | None
+    # One line when this run's state (outcome, and for blocked its gate) differs from the
+    # previous run's of the same actor, else None.
+    state_line: str | None = None
 
 
 def sweep_run_recorded(
@@ -69,11 +83,76 @@ def sweep_run_recorded(
         outcome, message = Outcome.LOCK_HELD, MSG_LOCK_HELD.format(name=exc)
     except (SchemaNotReady, DatabaseError) as exc:
         outcome, message = Outcome.COULD_NOT_RUN, could_not_run_message(exc)
+    if result is not None and not message:
+        message = run_message(outcome, result)
+    blocked_by = (result.blocked_by or "") if outcome is Outcome.BLOCKED and result else ""
+    previous = _previous_run(actor=actor) if outcome not in NOT_A_STATE else None
     duration = time.monotonic() - started
     heartbeat = _heartbeat_write(
-        now=now, duration=duration, actor=actor, outcome=outcome, result=result, message=message
+        now=now,
+        duration=duration,
+        actor=actor,
+        outcome=outcome,
+        result=result,
+        message=message,
+        blocked_by=blocked_by,
     )
-    return RunReport(outcome=outcome, result=result, message=message, heartbeat=heartbeat)
+    line = state_change_line(
+        previous=previous, outcome=outcome, blocked_by=blocked_by, message=message, result=result
+    )
+    return RunReport(outcome=outcome, result=result, message=message, heartbeat=heartbeat, state_line=line)
+
+
+def run_message(outcome: Outcome, result: SweepResult) -> str:
+    """What the heartbeat says of a run that ran but did not do all its job, in words."""
+    if outcome is Outcome.BLOCKED:
+        return MSG_BLOCKED.format(why=result.blocked)
+    if outcome is Outcome.BREAKER_OPEN:
+        return MSG_BREAKER_OPEN.format(count=result.would_replace)
+    if outcome is Outcome.OVER_BUDGET:
+        return result.out_of_time or ""
+    return ""
+
+
+def _previous_run(*, actor: str) -> SweepRun | None:
+    """The actor's last run that did work (a run that found the lock held proves nothing)."""
+    try:
+        return SweepRun.objects.filter(actor=actor).exclude(outcome=Outcome.LOCK_HELD).order_by("-id").first()
+    except DatabaseError:
+        return None  # unknown: the run is told as if it were the first
+
+
+def state_change_line(
+    *,
+    previous: SweepRun | None,
+    outcome: Outcome,
+    blocked_by: str,
+    message: str,
+    result: SweepResult | None,
+) -> str | None:
+    """The line ops get when a run's state changes, or None.
+
+    Failures (failed, connection_lost, could_not_run) have their own line every run. The
+    breaker tells its own changes, once across hosts (services.sweep: its error line and
+    audit row when it opens, its line when it closes): not told twice.
+    """
+    if outcome in NOT_A_STATE:
+        return None
+    breaker = result.breaker_changed if result is not None else None
+    was = Outcome(previous.outcome) if previous is not None else None
+    if was is outcome and (previous.blocked_by if previous else "") == blocked_by:
+        return None
+    if outcome is Outcome.BREAKER_OPEN and breaker is not None:
+        return None
+    if outcome is Outcome.OK:
+        if was is None or was is Outcome.OK or (was is Outcome.BREAKER_OPEN and breaker is not None):
+            return None
+        return MSG_OK_AGAIN.format(state=_state_words(was, previous.message if previous else ""))
+    return MSG_STATE_CHANGED.format(state=_state_words(outcome, message))
+
+
+def _state_words(outcome: Outcome, message: str) -> str:
+    return f"{outcome.label} — {message}" if message else str(outcome.label)
 
 
 def could_not_run_message(exc: SchemaNotReady | DatabaseError) -> str:
@@ -118,11 +197,13 @@ def _drop_lost_connections() -> None:
 def _outcome_of(result: SweepResult) -> Outcome:
     if result.connection_lost:
         return Outcome.CONNECTION_LOST
-    if result.clock_skew:
-        return Outcome.CLOCK_SKEW
+    if result.blocked_by:
+        return Outcome.BLOCKED
     if result.circuit_open:
-        return Outcome.CIRCUIT_OPEN
-    return Outcome.FAILED if result.failed else Outcome.OK
+        return Outcome.BREAKER_OPEN
+    if result.failed:
+        return Outcome.FAILED
+    return Outcome.OVER_BUDGET if result.out_of_time else Outcome.OK
 
 
 def _heartbeat_write(
@@ -133,6 +214,7 @@ def _heartbeat_write(
     outcome: Outcome,
     result: SweepResult | None,
     message: str,
+    blocked_by: str = "",
 ) -> SweepRun | None:
     counts = result.counts() if result else {}
     row = SweepRun(
@@ -150,6 +232,7 @@ def _heartbeat_write(
         failed=counts.get("failed", 0),
         reasons=result.reasons() if result else {},
         message=message,
+        blocked_by=blocked_by[:32],
     )
     try:
         row.save()

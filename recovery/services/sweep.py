@@ -30,7 +30,7 @@ from recovery.db.transactions import order_transactions
 from recovery.services.clock import Clock, SweepClock
 from recovery.services.fresh import FreshWriter
 from recovery.services.history import sweep_history_record
-from recovery.services.plan import sweep_plan
+from recovery.services.plan import Plan, sweep_plan
 from recovery.sweep.config import WHOLE_COLUMN, AutoRecoveryConfig
 from recovery.sweep.decisions import (
     Action,
@@ -39,7 +39,7 @@ from recovery.sweep.decisions import (
     OrderSnapshot,
     Reason,
     candidate_problem,
-    sweep_wide_skip,
+    sweep_gate_blocking,
 )
 from recovery.sweep.results import LeftAlone, OrderOutcome, SweepResult
 
@@ -48,6 +48,7 @@ logger = logging.getLogger("recovery.sweep")
 MSG_NAIVE_NOW = "now must be an aware datetime"
 BREAKER_OPENED, BREAKER_CLOSED = "opened", "closed"
 MSG_BAD_LIMIT = "limit must be a positive whole number"
+MSG_IB_UNREACHABLE = "the IB gateway {host}:{port} is not reachable ({detail})"
 MSG_BAD_MAX_SECONDS = "max_seconds must be a positive number of seconds"
 MSG_FIRST_PASS_OUT_OF_TIME = (
     "the first pass over the stale backlog did not finish within the time budget of {seconds:g} s: "
@@ -118,11 +119,7 @@ def sweep_run(
     )
     _log_settings_warnings(result)
     assert plan.state is not None
-    wide = sweep_wide_skip(gates=plan.state, settings=config)
-    if wide is not None and wide[0] is Reason.CLOCK_SKEW:
-        result.clock_skew = wide[1]  # rule 1c decided every order alike: the run's outcome says so
-        if not dry_run:  # a preview (the admin's pages) shows it on the page instead
-            logger.error("sweep=%s clocks disagree: %s; nothing was changed", result.sweep_id, wide[1])
+    _blocked_note(result, plan=plan, config=config)
     if order_ids is not None:
         result.left_alone = _left_alone(order_ids, found={s.id for s, _ in decided}, config=config, now=now)
     # Only a sweep over the whole backlog (cron, the API) opens or closes the breaker's state;
@@ -174,6 +171,26 @@ def sweep_run(
     return result
 
 
+def _blocked_note(result: SweepResult, *, plan: Plan, config: AutoRecoveryConfig) -> None:
+    """A sweep-wide gate decided every order alike: the run's outcome says which, in words.
+
+    Logged at debug only: the command tells ops once when the run's state changes
+    (ops.runs), not every minute (cron mails every line).
+    """
+    assert plan.state is not None
+    ib = plan.report["ib"]
+    blocking = sweep_gate_blocking(gates=plan.state, settings=config, ib_probed=bool(ib.get("probed")))
+    if blocking is None:
+        return
+    reason, why = blocking
+    if reason is Reason.CLOCK_SKEW:
+        result.clock_skew = why
+    if reason is Reason.IB_UNREACHABLE:
+        why = MSG_IB_UNREACHABLE.format(host=ib.get("host"), port=ib.get("port"), detail=ib.get("detail"))
+    result.blocked_by, result.blocked = str(reason), why
+    logger.debug("sweep=%s blocked by %s: %s; nothing was changed", result.sweep_id, reason, why)
+
+
 def sweep_run_exclusive(**kwargs: object) -> SweepResult:
     """sweep_run under the command's named lock; SweepLockHeld when another run has it."""
     with sweep_lock(using=trading_alias()):
@@ -208,7 +225,9 @@ def _circuit_open(
     opened = tell and not selectors.breaker_was_open()
     if opened:
         result.breaker_changed = BREAKER_OPENED
-    level = logging.ERROR if opened else logging.WARNING if tell else logging.INFO
+    # While it stays open the exit code (3), the heartbeat and the metrics say so; a line
+    # every minute would only be cron mail.
+    level = logging.ERROR if opened else logging.DEBUG if tell else logging.INFO
     logger.log(
         level,
         "sweep=%s circuit breaker %s: at least %d stale orders would have been re-placed, more than "

@@ -278,6 +278,22 @@ def sweep_wide_skip(*, gates: GateState, settings: AutoRecoveryConfig) -> tuple[
     return None
 
 
+def sweep_gate_blocking(
+    *, gates: GateState, settings: AutoRecoveryConfig, ib_probed: bool
+) -> tuple[Reason, str | None] | None:
+    """The sweep-wide gate that keeps a run from acting (rules 1c, 2, 2b), or None.
+
+    Rules 1 and 1b are ops' choice, not a block. A gateway not probed (no candidate to
+    decide) is not known to be down.
+    """
+    if not ib_probed:
+        gates = replace(gates, ib_reachable=True)
+    wide = sweep_wide_skip(gates=gates, settings=settings)
+    if wide is None or wide[0] in (Reason.DISABLED, Reason.BLACKOUT):
+        return None
+    return wide
+
+
 def age_text_short(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 3600 else f"{seconds / 3600:.1f} h"
 

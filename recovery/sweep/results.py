@@ -106,6 +106,10 @@ class SweepResult:
     in_flight: int | None = None  # the order whose write the lost connection cut short
     not_tried: int = 0  # orders due a write after it, never tried
     clock_skew: str | None = None  # why the clocks disagree, when that stopped the run (rule 1c)
+    # The sweep-wide gate that kept the run from acting (rules 1c, 2, 2b: its reason code)
+    # and why, in words; None when none did (blackout and `enabled: false` are ops' choice).
+    blocked_by: str | None = None
+    blocked: str | None = None
     breaker_changed: str | None = None  # "opened" / "closed": this run changed the breaker's state
     out_of_time: str | None = None  # the time budget ran out: what was left, and why
     left_for_next_run: int = 0  # orders due a write that this run did not start (time budget)
@@ -173,6 +177,8 @@ class SweepResult:
             "in_flight": self.in_flight,
             "not_tried": self.not_tried,
             "clock_skew": self.clock_skew,
+            "blocked_by": self.blocked_by,
+            "blocked": self.blocked,
             "breaker_changed": self.breaker_changed,
             "out_of_time": self.out_of_time,
             "left_for_next_run": self.left_for_next_run,

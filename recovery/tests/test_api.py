@@ -163,6 +163,23 @@ def test_order_ids_recover_only_those(ops: APIClient) -> None:
 # --- a status per outcome ---------------------------------------------------------------------
 
 
+def test_a_sweep_blocked_by_a_missing_bridge_root_is_503_never_200(
+    ops: APIClient, settings, tmp_path
+) -> None:  # noqa: ANN001
+    order = stale()
+    settings.LEAN_BRIDGE_ROOT = tmp_path / "not-mounted"
+    response = post(ops, {})
+    assert response.status_code == 503
+    body = response.json()
+    assert (
+        body["blocked_by"] == "broker_evidence_unavailable"
+        and "not-mounted does not exist" in body["blocked"]
+    )
+    assert statuses(order) == ["NEW"]
+    beat = SweepRun.objects.get()
+    assert (beat.outcome, beat.blocked_by) == ("blocked", "broker_evidence_unavailable")
+
+
 def test_an_open_breaker_is_409_and_changes_nothing(ops: APIClient) -> None:
     TradeSettings.objects.update(
         auto_recovery={
@@ -179,7 +196,7 @@ def test_an_open_breaker_is_409_and_changes_nothing(ops: APIClient) -> None:
     body = response.json()
     assert body["circuit_open"] is True and body["would_replace"] == 2 and body["cancelled"] == 0
     assert statuses(*orders) == ["NEW", "NEW"]
-    assert SweepRun.objects.get().outcome == "circuit_open"
+    assert SweepRun.objects.get().outcome == "breaker_open"
 
     # As in the admin: selected orders may pass it, with the exact count confirmed.
     wrong = post(ops, {"order_ids": [o.pk for o in orders], "confirmed_replacements": 3})

@@ -99,7 +99,13 @@ def test_the_sweep_audit_row_carries_the_evidence_of_each_skip(trading) -> None:
 def test_a_missing_bridge_root_changes_nothing_and_says_so(trading, caplog) -> None:  # noqa: ANN001
     order = stale_order()
     shutil.rmtree(trading.root)
-    result = run_command()
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(SystemExit) as raised:  # blocked: exit 5, never "ok"
+        call_command("auto_recover", "--json", now=CLOCK, stdout=out, stderr=err)
+    assert raised.value.code == 5
+    assert f"the bridge root {trading.root} does not exist" in err.getvalue()
+    result = json.loads(out.getvalue())
+    assert (result["outcome"], result["blocked_by"]) == ("blocked", "broker_evidence_unavailable")
     entry = by_client(result)[order.client_order_id]
     assert (entry["decision"], entry["reason"]) == ("skip", "broker_evidence_unavailable")
     assert entry["detail"] == f"the bridge root {trading.root} does not exist on this host"

@@ -190,7 +190,7 @@ def test_the_chain_view_says_what_the_backend_did_with_each_replacement(
 
     # The status page: health is an incident, each order named and linked, the double first.
     page.goto(reverse("recovery_status"))
-    expect(page.locator("#recovery-health")).to_contain_text("Health: incident — cron sweep ok: last run")
+    expect(page.locator("#recovery-health")).to_contain_text("Health: Incident — cron sweep: last run")
     incidents = page.locator("#recovery-incidents li")
     expect(incidents.first).to_contain_text("Double:")
     expect(page.locator("#recovery-incidents")).to_contain_text(

@@ -68,6 +68,7 @@ def test_auto_recover_runs_from_another_directory_on_a_relative_sqlite_url(
 ) -> None:
     """Any wall clock: the database has no orders, so the sweep's outcome has no time in it."""
     url, path = relative_database
+    (tmp_path / "bridge").mkdir()  # a sweep without its bridge root is blocked, never ok
     env = process_env(
         SECRET_KEY="x",
         DATABASE_URL=url,

@@ -225,16 +225,19 @@ def test_a_host_clock_a_minute_off_the_databases_changes_nothing_and_exits_5(
     settings.AUTO_RECOVER_CLOCK_TOLERANCE_SECONDS = 5
     db_now = database_utc_now()
     order = stale_order(clock=db_now, age=300)
+    out, err = io.StringIO(), io.StringIO()
     with time_machine.travel(db_now + dt.timedelta(seconds=host_ahead), tick=True):
-        with pytest.raises(CommandError) as raised:
-            call_command("auto_recover", "--json", stdout=(out := io.StringIO()))
-    assert raised.value.returncode == 5
-    assert "clocks disagree: the database's clock is" in str(raised.value)
+        with pytest.raises(SystemExit) as raised:
+            call_command("auto_recover", "--json", stdout=out, stderr=err)
+    assert raised.value.code == 5
+    # The first run blocked by the clocks: one line on stderr, naming the gap.
+    assert err.getvalue().count("\n") == 1 and "the database's clock is" in err.getvalue()
     shown = json.loads(out.getvalue())
     assert shown["clock_skew"] and shown["cancelled"] == 0 and shown["reasons"] == {"clock_skew": 1}
     assert abs(shown["gates"]["clock"]["database_minus_host_seconds"] + host_ahead) < 5
     assert TradeOrder.objects.get(pk=order.pk).status == "NEW"
-    assert SweepRun.objects.get().outcome == SweepRun.Outcome.CLOCK_SKEW
+    run = SweepRun.objects.get()
+    assert (run.outcome, run.blocked_by) == (SweepRun.Outcome.BLOCKED, "clock_skew")
 
 
 @pytest.mark.mysql

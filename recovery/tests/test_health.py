@@ -44,16 +44,16 @@ def health(*args: str) -> tuple[int, str]:
 def test_recent_ok_run_exits_0() -> None:
     beat("ok", seconds_ago=30)
     code, out = health("--max-age", "120")
-    assert code == 0 and out.startswith("ok: last run 30s ago")
+    assert code == 0 and out.startswith("ok: last run 30 seconds ago")
 
 
 def test_too_old_exits_1() -> None:
     beat("ok", seconds_ago=300)
     code, out = health("--max-age", "120")
-    assert code == 1 and out.startswith("stale: last run 300s ago, more than 120s")
+    assert code == 1 and out.startswith("stale: last run 5 minutes ago, more than 2 minutes ago")
 
 
-@pytest.mark.parametrize("outcome", ["failed", "circuit_open", "could_not_run"])
+@pytest.mark.parametrize("outcome", ["failed", "connection_lost", "could_not_run"])
 def test_bad_endings_exit_1(outcome: str) -> None:
     beat(outcome, seconds_ago=10, message="why it ended so")
     code, out = health("--max-age", "120")
@@ -94,10 +94,10 @@ def test_max_age_defaults_to_the_setting(settings) -> None:  # noqa: ANN001
     beat("ok", seconds_ago=150)
     settings.RECOVERY_HEALTH_MAX_AGE_SECONDS = 180
     code, out = health()
-    assert code == 0 and out.startswith("ok: last run 150s ago")
+    assert code == 0 and out.startswith("ok: last run 2 minutes ago")
     settings.RECOVERY_HEALTH_MAX_AGE_SECONDS = 120
     code, out = health()
-    assert code == 1 and out.startswith("stale: last run 150s ago, more than 120s")
+    assert code == 1 and out.startswith("stale: last run 2 minutes ago, more than 2 minutes ago")
 
 
 # --- /healthz/recovery --------------------------------------------------------------
@@ -113,7 +113,13 @@ def test_health_url_200_when_healthy(client: Client, settings, at_clock) -> None
     beat("ok", seconds_ago=20)
     response = client.get("/healthz/recovery")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "age_seconds": 20.0}
+    assert response.json() == {
+        "status": "ok",
+        "age_seconds": 20.0,
+        "last_outcome": "ok",
+        "blocked_by": None,
+        "degraded_seconds": None,
+    }
     assert "no-cache" in response["Cache-Control"]
 
 
@@ -125,14 +131,136 @@ def test_health_url_503_when_not(
     beat(outcome, seconds_ago=ago, message="secret detail of the failure")
     response = client.get("/healthz/recovery")
     assert response.status_code == 503
-    assert response.json() == {"status": status, "age_seconds": float(ago)}
+    body = response.json()
+    assert (body["status"], body["age_seconds"], body["last_outcome"]) == (status, float(ago), outcome)
     assert b"secret" not in response.content  # nothing sensitive: no message, no host, no ids
 
 
 def test_health_url_503_when_unknown_and_needs_no_login(client: Client) -> None:
     response = client.get("/healthz/recovery")
-    assert response.status_code == 503 and response.json() == {"status": "unknown", "age_seconds": None}
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unknown",
+        "age_seconds": None,
+        "last_outcome": None,
+        "blocked_by": None,
+        "degraded_seconds": None,
+    }
 
 
 def test_health_url_refuses_post(client: Client) -> None:
     assert client.post("/healthz/recovery").status_code == 405
+
+
+# --- blocked, breaker open, over budget: an alarm after a few minutes, in words ------------
+
+BRIDGE_MISSING = "the bridge root /srv/bridge does not exist on this host; nothing was changed"
+
+
+def spell(outcome: str, *, from_minutes_ago: int, blocked_by: str = "", message: str = "") -> None:
+    """One run a minute of `outcome`, from that many minutes ago up to 10 seconds ago."""
+    for minutes in range(from_minutes_ago, -1, -1):
+        run = beat(outcome, seconds_ago=minutes * 60 + 10, message=message)
+        SweepRun.objects.filter(pk=run.pk).update(blocked_by=blocked_by)
+
+
+def test_one_blocked_run_is_not_yet_an_alarm_but_says_so() -> None:
+    beat("ok", seconds_ago=300)
+    spell("blocked", from_minutes_ago=2, blocked_by="broker_evidence_unavailable", message=BRIDGE_MISSING)
+    code, out = health("--max-age", "120")
+    assert code == 0
+    assert out.strip() == (
+        "ok so far: blocked for 2 minutes (an alarm after 5 minutes): "
+        f"{BRIDGE_MISSING}; last run 10 seconds ago"
+    )
+
+
+def test_runs_blocked_longer_than_the_setting_are_not_ok_and_say_why(settings) -> None:  # noqa: ANN001
+    settings.RECOVERY_HEALTH_DEGRADED_MINUTES = 5
+    beat("ok", seconds_ago=900)
+    spell("blocked", from_minutes_ago=7, blocked_by="broker_evidence_unavailable", message=BRIDGE_MISSING)
+    code, out = health("--max-age", "120")
+    assert code == 1
+    assert out.strip() == f"blocked for 7 minutes: {BRIDGE_MISSING}; last run 10 seconds ago"
+    code, out = health("--max-age", "120", "--json")
+    data = json.loads(out)
+    assert (data["status"], data["last_outcome"], data["blocked_by"]) == (
+        "failing",
+        "blocked",
+        "broker_evidence_unavailable",
+    )
+    assert data["degraded_seconds"] == 7 * 60 + 11  # from the first blocked run's start
+    first_start = CLOCK - dt.timedelta(seconds=7 * 60 + 11)
+    assert data["degraded_since"] == first_start.isoformat().replace("+00:00", "Z")
+    assert data["last_outcome_label"] == "blocked: a sweep-wide gate kept it from acting"
+
+
+def test_the_minutes_come_from_the_setting(settings) -> None:  # noqa: ANN001
+    spell("over_budget", from_minutes_ago=2, message="the time budget ran out: 40 left")
+    settings.RECOVERY_HEALTH_DEGRADED_MINUTES = 5
+    assert health("--max-age", "120")[0] == 0
+    settings.RECOVERY_HEALTH_DEGRADED_MINUTES = 1
+    code, out = health("--max-age", "120")
+    assert code == 1 and out.startswith("over_budget for 2 minutes: the time budget ran out: 40 left")
+
+
+def test_a_spell_mixes_the_three_and_an_ok_run_ends_it() -> None:
+    spell("breaker_open", from_minutes_ago=9, message="circuit breaker open")
+    spell("blocked", from_minutes_ago=3, blocked_by="ib_unreachable", message="the IB gateway is down")
+    assert health("--max-age", "120")[0] == 1  # breaker then blocked: 9 minutes not ok
+    beat("ok", seconds_ago=5)
+    beat("breaker_open", seconds_ago=1, message="circuit breaker open")
+    code, out = health("--max-age", "120")
+    assert code == 0 and out.startswith("ok so far: breaker_open for 2 seconds")
+
+
+def test_a_failure_is_not_ok_at_once() -> None:
+    spell("blocked", from_minutes_ago=1, blocked_by="clock_skew", message="clocks")
+    beat("failed", seconds_ago=2, message="1 order could not be written")
+    code, out = health("--max-age", "120")
+    assert code == 1 and out.startswith("failing: last run 2 seconds ago ended failed")
+
+
+def test_a_demo_left_for_days_says_days_not_seconds() -> None:
+    beat("ok", seconds_ago=4 * 86400 + 3600)
+    code, out = health()
+    assert code == 1 and out.strip() == "stale: last run 4 days ago, more than 3 minutes ago"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (0, "0 seconds"),
+        (1, "1 second"),
+        (59.9, "59 seconds"),
+        (60, "1 minute"),
+        (420, "7 minutes"),
+        (3600, "1 hour"),
+        (7300, "2 hours"),
+        (86400, "1 day"),
+        (354188, "4 days"),
+        (-5, "0 seconds"),
+    ],
+)
+def test_durations_in_words(seconds: float, words: str) -> None:
+    from recovery.ops.health import duration_words
+
+    assert duration_words(seconds) == words
+
+
+def test_health_url_503_after_minutes_blocked_names_the_gate_not_the_path(
+    client: Client,
+    settings,
+    at_clock,  # noqa: ANN001
+) -> None:
+    settings.RECOVERY_HEALTH_MAX_AGE_SECONDS = 120
+    spell("blocked", from_minutes_ago=6, blocked_by="broker_evidence_unavailable", message=BRIDGE_MISSING)
+    response = client.get("/healthz/recovery")
+    assert response.status_code == 503
+    body = response.json()
+    assert (body["status"], body["last_outcome"], body["blocked_by"]) == (
+        "failing",
+        "blocked",
+        "broker_evidence_unavailable",
+    )
+    assert b"/srv/bridge" not in response.content

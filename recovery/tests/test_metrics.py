@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,10 @@ def samples(path: Path) -> dict[tuple[str, tuple], float]:
 def run(path: Path, expect: int = 0) -> None:
     args = ["auto_recover", "--metrics-file", str(path)]
     if expect:
-        with pytest.raises(CommandError):
-            call_command(*args, now=CLOCK, stdout=io.StringIO())
+        with pytest.raises((CommandError, SystemExit)) as raised:
+            call_command(*args, now=CLOCK, stdout=io.StringIO(), stderr=io.StringIO())
+        code = raised.value.returncode if isinstance(raised.value, CommandError) else raised.value.code
+        assert code == expect
     else:
         call_command(*args, now=CLOCK, stdout=io.StringIO())
 
@@ -65,7 +68,7 @@ def test_metrics_of_a_failed_run(trading, tmp_path: Path) -> None:
     path = tmp_path / "m.prom"
     run(path, expect=3)
     got = samples(path)
-    assert got[("tradeops_auto_recover_last_run_outcome", (("outcome", "circuit_open"),))] == 1
+    assert got[("tradeops_auto_recover_last_run_outcome", (("outcome", "breaker_open"),))] == 1
     assert got[("tradeops_auto_recover_last_run_orders_by_reason", (("reason", "circuit_open"),))] == 2
     assert got[("tradeops_auto_recover_last_success_timestamp_seconds", ())] == 0
 
@@ -77,3 +80,120 @@ def test_metrics_file_replaces_the_previous_one(trading, tmp_path: Path) -> None
     run(path)
     assert "garbage" not in path.read_text()
     assert samples(path)[("tradeops_auto_recover_last_run_orders", (("result", "scanned"),))] == 0
+
+
+P = "tradeops_auto_recover"
+
+
+def test_a_blocked_run_says_blocked_and_by_which_gate_keeping_the_last_success(
+    trading, tmp_path: Path
+) -> None:
+    import shutil
+
+    path = tmp_path / "tradeops.prom"
+    run(path)  # ok: nothing stale
+    success = samples(path)[(f"{P}_last_success_timestamp_seconds", ())]
+    assert success >= CLOCK.timestamp()
+    stale_order()
+    shutil.rmtree(trading.root)
+    run(path, expect=5)
+    got = samples(path)
+    assert got[(f"{P}_last_run_outcome", (("outcome", "blocked"),))] == 1
+    assert got[(f"{P}_last_run_outcome", (("outcome", "ok"),))] == 0
+    assert got[(f"{P}_last_run_blocked", (("gate", "broker_evidence_unavailable"),))] == 1
+    assert got[(f"{P}_last_run_blocked", (("gate", "ib_unreachable"),))] == 0
+    assert got[(f"{P}_last_success_timestamp_seconds", ())] == success
+    assert got[(f"{P}_stale_orders", ())] == 1
+
+
+def test_the_stale_backlog_is_counted_exactly_past_the_limit(trading, tmp_path: Path) -> None:
+    for _ in range(3):
+        stale_order()
+    stale_order(age=5)  # not stale yet
+    path = tmp_path / "m.prom"
+    call_command("auto_recover", "--limit", "1", "--metrics-file", str(path), now=CLOCK, stdout=io.StringIO())
+    got = samples(path)
+    assert got[(f"{P}_last_run_orders", (("result", "cancelled"),))] == 1
+    assert got[(f"{P}_stale_orders", ())] == 2
+
+
+def test_an_over_budget_run_says_what_it_left(trading, tmp_path: Path) -> None:
+    for _ in range(2):
+        stale_order()
+    path = tmp_path / "m.prom"
+    with pytest.raises(SystemExit) as raised:
+        call_command(
+            "auto_recover",
+            "--max-seconds",
+            "0.000001",
+            "--metrics-file",
+            str(path),
+            now=CLOCK,
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
+    assert raised.value.code == 6
+    got = samples(path)
+    assert got[(f"{P}_last_run_outcome", (("outcome", "over_budget"),))] == 1
+    assert got[(f"{P}_last_run_left_for_next_run", ())] == 2
+    assert got[(f"{P}_stale_orders", ())] == 2
+
+
+def test_the_host_state_file_is_written_every_run_beside_the_metrics(trading, tmp_path: Path) -> None:
+    from recovery.db.models import SweepRun
+    from recovery.ops.metrics import metrics_state_path
+
+    path = tmp_path / "textfile" / "tradeops.prom"
+    state = metrics_state_path(path)
+    assert state == tmp_path / "textfile" / "tradeops.state.json"
+    state.parent.mkdir()
+    state.write_text("{not json")  # a damaged file is ignored and written anew
+    run(path)
+    kept = json.loads(state.read_text())
+    ended = SweepRun.objects.get().ended_at.timestamp()
+    assert kept == {
+        "blocked_by": None,
+        "last_outcome": "ok",
+        "last_run": CLOCK.timestamp(),
+        "last_success": ended,
+    }
+    assert not list(state.parent.glob("*.tmp"))
+
+
+def test_the_kept_last_success_stands_in_when_the_heartbeat_has_none(trading, tmp_path: Path) -> None:
+    """This host's kept success (e.g. its heartbeat rows were pruned or never written)."""
+    from recovery.ops.metrics import metrics_state_path
+
+    path = tmp_path / "m.prom"
+    kept_at = (CLOCK - dt.timedelta(hours=1)).timestamp()
+    metrics_state_path(path).write_text(json.dumps({"last_success": kept_at, "last_outcome": "ok"}))
+    TradeSettings.objects.update(auto_recovery={"max_replacements_per_sweep": 1})
+    stale_order()
+    stale_order()
+    run(path, expect=3)
+    assert samples(path)[(f"{P}_last_success_timestamp_seconds", ())] == kept_at
+
+
+@pytest.mark.processes
+def test_a_lost_database_keeps_the_last_success_in_the_metrics(trading, tmp_path: Path) -> None:
+    """One ok run here, then cron's next run finds no database: its metrics still carry the
+    last success (the alert on it has data), and say could_not_run. Any wall clock: the
+    process stops at the connection, and the success it reports is the one kept at CLOCK."""
+    from recovery.tests.test_processes import manage
+
+    path = tmp_path / "tradeops.prom"
+    run(path)
+    success = samples(path)[(f"{P}_last_success_timestamp_seconds", ())]
+    result = manage(
+        "auto_recover",
+        "-v",
+        "0",
+        "--metrics-file",
+        str(path),
+        database_url="sqlite:////nonexistent-folder/for/sure/db.sqlite3",
+    )
+    assert result.returncode == 2, result.stderr
+    got = samples(path)
+    assert got[(f"{P}_last_run_outcome", (("outcome", "could_not_run"),))] == 1
+    assert got[(f"{P}_last_success_timestamp_seconds", ())] == success
+    assert (f"{P}_stale_orders", ()) not in got

@@ -57,3 +57,49 @@ def test_migrate_leaves_the_trading_tables_alone() -> None:
         after = {t: len(connection.introspection.get_table_description(cursor, t)) for t in TRADING_TABLES}
     assert TRADING_TABLES <= tables
     assert before == after
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0005_converts_the_old_outcomes_and_back() -> None:
+    """circuit_open -> breaker_open, clock_skew -> blocked by the clock; back again. Runs the
+    old code recorded ok (IB or bridge root down, over budget) cannot be told apart: they stay ok."""
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    connection = connections["default"]
+    old, new = [("recovery", "0004_sweep_run_clock_skew")], [("recovery", "0005_sweep_run_outcomes")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(old)
+    OldRun = executor.loader.project_state(old).apps.get_model("recovery", "SweepRun")
+    now = timezone.now()
+    common = {"started_at": now, "ended_at": now, "duration_seconds": 0, "actor": "auto_recover", "host": "h"}
+    for outcome in ("ok", "circuit_open", "clock_skew", "failed", "lock_held"):
+        OldRun.objects.create(outcome=outcome, **common)
+    try:
+        executor = MigrationExecutor(connection)
+        executor.migrate(new)
+        NewRun = executor.loader.project_state(new).apps.get_model("recovery", "SweepRun")
+        assert list(NewRun.objects.order_by("id").values_list("outcome", "blocked_by")) == [
+            ("ok", ""),
+            ("breaker_open", ""),
+            ("blocked", "clock_skew"),
+            ("failed", ""),
+            ("lock_held", ""),
+        ]
+        NewRun.objects.create(outcome="blocked", blocked_by="broker_evidence_unavailable", **common)
+        NewRun.objects.create(outcome="over_budget", **common)
+        executor = MigrationExecutor(connection)
+        executor.migrate(old)
+        OldRun = executor.loader.project_state(old).apps.get_model("recovery", "SweepRun")
+        assert list(OldRun.objects.order_by("id").values_list("outcome", flat=True)) == [
+            "ok",
+            "circuit_open",
+            "clock_skew",
+            "failed",
+            "lock_held",
+            "ok",
+            "ok",
+        ]
+    finally:
+        OldRun.objects.all().delete()
+        MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -103,12 +103,14 @@ def test_unreachable_database_exits_2_with_one_line() -> None:
 def test_lock_held_by_another_run_exits_0_saying_so(unblocked, settings, tmp_path: Path) -> None:  # noqa: ANN001
     """Any wall clock: the database has no orders."""
     settings.AUTO_RECOVER_LOCK_DIR = tmp_path  # the subprocess gets the same folder
+    folders = {"AUTO_RECOVER_LOCK_DIR": str(tmp_path), "LEAN_BRIDGE_ROOT": str(tmp_path / "bridge")}
+    (tmp_path / "bridge").mkdir()
     with scratch_database() as connection:
         trading_schema_build(using=connection.alias)
         url = url_of(connection.settings_dict)
         with sweep_lock(using=connection.alias):
-            held = manage("auto_recover", database_url=url, AUTO_RECOVER_LOCK_DIR=str(tmp_path))
-        free = manage("auto_recover", database_url=url, AUTO_RECOVER_LOCK_DIR=str(tmp_path))
+            held = manage("auto_recover", database_url=url, **folders)
+        free = manage("auto_recover", database_url=url, **folders)
     assert held.returncode == 0, held.stderr
     assert "another auto_recover run holds the lock" in held.stdout
     assert free.returncode == 0, free.stderr

@@ -92,6 +92,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         LEAN_BRIDGE_ROOT=str(folder / "bridge"),
         AUTO_RECOVER_LOCK_DIR=str(folder),
     )
+    (folder / "bridge").mkdir()  # a sweep without its bridge root is blocked, never ok
     site_build(env=env)
     collected = manage("collectstatic", "--noinput", "--verbosity", "0", env=env)
     assert collected.returncode == 0, collected.stderr

@@ -226,3 +226,37 @@ def test_the_admin_header_has_no_view_site_link_to_a_404(watcher: Client) -> Non
     page = watcher.get(reverse("admin:index"))
     assert page.status_code == 200 and page.context["site_url"] is None
     assert b"View site" not in page.content
+
+
+@pytest.mark.django_db
+def test_status_page_says_outcomes_and_health_in_words(watcher: Client) -> None:
+    now = timezone.now()
+    factories.SweepRunFactory(
+        started_at=now - dt.timedelta(minutes=10),
+        ended_at=now - dt.timedelta(minutes=10),
+        outcome="breaker_open",
+    )
+    factories.SweepRunFactory(
+        started_at=now - dt.timedelta(minutes=9), ended_at=now - dt.timedelta(minutes=9)
+    )
+    for minutes in (7, 4, 1):
+        at = now - dt.timedelta(minutes=minutes)
+        factories.SweepRunFactory(
+            started_at=at,
+            ended_at=at,
+            outcome="blocked",
+            blocked_by="broker_evidence_unavailable",
+            message="the bridge root /srv/bridge does not exist on this host; nothing was changed",
+        )
+    page = watcher.get(reverse(STATUS))
+    body = page.content.decode()
+    health = re.search(r'<p id="recovery-health"[^>]*>(.*?)</p>', body, re.S).group(1)
+    assert "<strong>Health: Not healthy</strong>" in health
+    assert "blocked for 7 minutes: the bridge root /srv/bridge does not exist on this host" in health
+    assert "failing:" not in health and "(ok)" not in health
+    runs = re.search(r'<table id="recovery-runs">(.*?)</table>', body, re.S).group(1)
+    assert runs.count('<td title="blocked">blocked: a sweep-wide gate kept it from acting</td>') == 3
+    assert '<td title="breaker_open">circuit breaker open: nothing changed</td>' in runs
+    assert '<td title="ok">ok</td>' in runs
+    last_cron = re.search(r'<p id="recovery-last-cron">(.*?)</p>', body, re.S).group(1)
+    assert "blocked: a sweep-wide gate kept it from acting" in last_cron

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.processes
 
 SCRIPT = Path(settings.BASE_DIR) / ".ci" / "system-packages"
 ALL_GROUPS = ("python", "mysqlclient", "tests")
-EXPECTED = "python3-venv python3-dev gcc pkg-config default-libmysqlclient-dev mariadb-client chromium"
+EXPECTED = (
+    "python3-venv python3-dev gcc pkg-config default-libmysqlclient-dev mariadb-client chromium prometheus"
+)
 
 
 def run(*groups: str, installed: bool) -> subprocess.CompletedProcess[str]:

@@ -2,8 +2,13 @@
 
 Exit codes: 0 the sweep ran (skips are normal, so is an order another sweep recovered
 first) or another run held the lock; 1 an order's write failed with the order still NEW;
-2 the sweep could not run; 3 the circuit breaker opened; 4 the database connection was
-lost mid-sweep (the orders recovered before it stay recovered, the rest stay NEW).
+2 the sweep could not run; 3 the circuit breaker is open (nothing changed); 4 the database
+connection was lost mid-sweep (the orders recovered before it stay recovered, the rest
+stay NEW); 5 blocked: a sweep-wide gate (the clocks, the IB gateway, the bridge root) kept
+it from acting; 6 over budget: the time budget stopped it with orders left for the next run.
+
+stderr, even at -v 0: a line for 1, 2 and 4 every run (something failed); for the others
+one line when the state changes (cron mails every line), and one when it is ok again.
 """
 
 from __future__ import annotations
@@ -33,14 +38,13 @@ EXIT_CODES = {
     Outcome.LOCK_HELD: 0,
     Outcome.FAILED: 1,
     Outcome.COULD_NOT_RUN: 2,
-    Outcome.CIRCUIT_OPEN: 3,
+    Outcome.BREAKER_OPEN: 3,
     Outcome.CONNECTION_LOST: 4,
-    Outcome.CLOCK_SKEW: 5,
+    Outcome.BLOCKED: 5,
+    Outcome.OVER_BUDGET: 6,
 }
 DEFAULT_MAX_SECONDS = 50.0
 MSG_FAILED = "{failed} order(s) could not be written and stay NEW; see the log and the sweep's audit row"
-MSG_CLOCK_SKEW = "clocks disagree: {why}; nothing was changed (fix NTP on this host or the database's)"
-MSG_CIRCUIT = "circuit breaker open: {count} orders would have been re-placed; nothing was changed"
 
 
 def positive_int(text: str) -> int:
@@ -125,9 +129,12 @@ class Command(BaseCommand):
             code = EXIT_CODES[Outcome.COULD_NOT_RUN]
             raise CommandError(could_not_run_message(exc), returncode=code) from None
 
-    def _show(self, result: SweepResult, *, as_json: bool, verbosity: int) -> None:
+    def _show(
+        self, result: SweepResult, *, as_json: bool, verbosity: int, outcome: Outcome | None = None
+    ) -> None:
         if as_json:
-            self.stdout.write(json.dumps(result.as_dict()))
+            extra = {"outcome": str(outcome)} if outcome is not None else {}
+            self.stdout.write(json.dumps({**result.as_dict(), **extra}))
         elif verbosity >= 1:
             for line in sweep_lines(result, verbosity=verbosity):
                 self.stdout.write(line)
@@ -144,12 +151,16 @@ class Command(BaseCommand):
             return
         result = report.result
         assert result is not None  # every other outcome comes with a result
-        self._show(result, as_json=as_json, verbosity=verbosity)
-        if report.outcome is Outcome.CIRCUIT_OPEN:
-            raise CommandError(MSG_CIRCUIT.format(count=result.would_replace), returncode=code)
+        self._show(result, as_json=as_json, verbosity=verbosity, outcome=report.outcome)
+        if report.state_line:
+            self.stderr.write(report.state_line)
         if report.outcome is Outcome.CONNECTION_LOST:
             raise CommandError(report.message, returncode=code)
-        if report.outcome is Outcome.CLOCK_SKEW:
-            raise CommandError(MSG_CLOCK_SKEW.format(why=result.clock_skew), returncode=code)
         if report.outcome is Outcome.FAILED:
             raise CommandError(MSG_FAILED.format(failed=result.failed), returncode=code)
+        if code:
+            # Blocked, breaker open, over budget: the exit code every run, the words on
+            # stdout for a person; stderr only had the line above when the state changed.
+            if verbosity >= 1 and not as_json:
+                self.stdout.write(f"{report.outcome.label}: {report.message}")
+            raise SystemExit(code)

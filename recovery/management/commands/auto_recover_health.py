@@ -1,10 +1,13 @@
 """`manage.py auto_recover_health`: one line and an exit code for the monitor.
 
-0 the last auto_recover run is recent enough and ended well, and the backend is sending
-the replacements; 1 the run is too old or ended in failure, circuit_open or could_not_run,
-or a replacement is an incident (not picked up by the backend's sender 120 s after it was
-written, ended SKIPPED or REJECTED without a fill in the last 24 h, or a double); 2 it
-cannot tell (no run yet, no database) and knows of no incident.
+0 the last auto_recover run is recent enough and ended well (or the runs have been blocked,
+breaker_open or over_budget for at most RECOVERY_HEALTH_DEGRADED_MINUTES), and the backend
+is sending the replacements; 1 the run is too old, ended failed, connection_lost or
+could_not_run, the runs have been blocked, breaker_open or over_budget for longer (said
+in words: "blocked for 7 minutes: the bridge root ..."), or a replacement is an incident
+(not picked up by the backend's sender 120 s after it was written, ended SKIPPED or
+REJECTED without a fill in the last 24 h, or a double); 2 it cannot tell (no run yet, no
+database) and knows of no incident.
 """
 
 from __future__ import annotations
