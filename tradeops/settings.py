@@ -269,9 +269,11 @@ AUTO_RECOVER_CLOCK_TOLERANCE_SECONDS = env.float("AUTO_RECOVER_CLOCK_TOLERANCE_S
 # No order is cancelled more than this many seconds after the reads its decision rests on
 # (broker files, halts, blackout, the IB probe): past it, the run reads again.
 AUTO_RECOVER_FRESH_SECONDS = env.float("AUTO_RECOVER_FRESH_SECONDS", default=5.0)
-# The API's time budget for one sweep (the command's is --max-seconds): under the web
-# server's worker timeout.
+# The API's and the admin's time budget for one sweep (the command's is --max-seconds),
+# and the web server's worker timeout (deploy/gunicorn.conf.py reads it from here): check
+# recovery.E010 keeps the budget, plus the order in flight and the closing writes, under it.
 RECOVERY_API_MAX_SECONDS = env.float("RECOVERY_API_MAX_SECONDS", default=50.0)
+WEB_WORKER_TIMEOUT_SECONDS = env.int("WEB_WORKER_TIMEOUT_SECONDS", default=150)
 # Used only when ib_settings has no row.
 IB_HOST = env.str("IB_HOST", default="127.0.0.1")
 IB_PORT = env.int("IB_PORT", default=7497)

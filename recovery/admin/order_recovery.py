@@ -50,6 +50,7 @@ MSG_TICK_BREAKER = (
     "Nothing was run: tick this box to re-place {count} orders past the circuit breaker, or go back."
 )
 MSG_DIFFERS = "The run did not do what the confirmation promised for these orders: {lines}."
+MSG_LEFT = "Stopped early: {left} left NEW for the next run ({why})."
 
 
 def _stale_total(preview: SweepResult) -> int:
@@ -153,9 +154,13 @@ class RecoveryActionMixin(admin.ModelAdmin):
             text = MSG_BREAKER.format(count=result.would_replace)
         differences = decisions_differences(shown, result) if shown is not None else []
         level = messages.ERROR if result.failed or result.circuit_open else messages.SUCCESS
-        if differences and level == messages.SUCCESS:
+        if (differences or result.out_of_time) and level == messages.SUCCESS:
             level = messages.WARNING
         parts = [format_html("{}", text)]
+        if result.out_of_time:
+            left = result.left_for_next_run
+            orders = f"{left:,} order{'s' if left != 1 else ''}"
+            parts.append(format_html(MSG_LEFT, left=orders, why=result.out_of_time))
         if differences:
             parts.append(format_html(MSG_DIFFERS, lines="; ".join(differences)))
         if result.audit_id:

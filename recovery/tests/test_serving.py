@@ -29,6 +29,7 @@ pytestmark = pytest.mark.processes
 
 PROXY_HEADERS = {"Host": "ops.example.com", "X-Forwarded-Proto": "https", "X-Real-IP": "203.0.113.9"}
 STARTUP_SECONDS = 60
+WORKER_TIMEOUT = 97  # not gunicorn's default (30) nor the settings' (150)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Served:
     port: int
     env: dict[str, str]
     metrics: Path
+    log: Path
 
     def get(self, path: str, *, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -91,6 +93,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         CACHE_DIR=str(folder / "cache"),
         LEAN_BRIDGE_ROOT=str(folder / "bridge"),
         AUTO_RECOVER_LOCK_DIR=str(folder),
+        WEB_WORKER_TIMEOUT_SECONDS=str(WORKER_TIMEOUT),
     )
     (folder / "bridge").mkdir()  # a sweep without its bridge root is blocked, never ok
     site_build(env=env)
@@ -104,6 +107,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             "-m",
             "gunicorn",
             "tradeops.wsgi:application",
+            "--config",
+            str(BASE_DIR / "deploy" / "gunicorn.conf.py"),
+            "--log-level",
+            "debug",  # gunicorn prints its configuration: the worker timeout it took
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
@@ -119,11 +126,20 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     try:
         wait_until_up(process, port)
-        yield Served(port=port, env=env, metrics=folder / "tradeops.prom")
+        yield Served(port=port, env=env, metrics=folder / "tradeops.prom", log=folder / "gunicorn.log")
     finally:
         stop(process)
         log.close()
     assert process.returncode is not None
+
+
+def test_gunicorn_takes_its_worker_timeout_from_the_settings(served: Served) -> None:
+    """Any wall clock: the configuration gunicorn prints reads no time.
+
+    deploy/gunicorn.conf.py hands WEB_WORKER_TIMEOUT_SECONDS to gunicorn: the number check
+    recovery.E010 keeps a request's sweep under is the one that kills workers."""
+    settings_printed = re.findall(rb"^\s*timeout: (\d+)$", served.log.read_bytes(), re.MULTILINE)
+    assert settings_printed == [str(WORKER_TIMEOUT).encode()]
 
 
 def test_the_login_page_is_served_with_debug_off(served: Served) -> None:
