@@ -203,8 +203,9 @@ class SweepRun(models.Model):
     reasons = models.JSONField(default=dict, blank=True)
     message = models.TextField(blank=True)
     # blocked: the gate that kept the run from acting (a reason code: clock_skew,
-    # ib_unreachable, broker_evidence_unavailable), so a change of gate is told.
-    blocked_by = models.CharField(max_length=32, blank=True, default="")
+    # ib_unreachable, broker_evidence_unavailable), so a change of gate is told. A default
+    # in the database too: a host still on the previous release writes rows without it.
+    blocked_by = models.CharField(max_length=32, blank=True, default="", db_default="")
 
     class Meta:
         db_table = "tradeops_sweep_runs"

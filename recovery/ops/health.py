@@ -28,8 +28,14 @@ EXIT_OK, EXIT_BAD, EXIT_UNKNOWN = 0, 1, 2
 MSG_OK = "ok: last run {age} ago"
 MSG_OK_DEGRADED = "ok so far: {outcome} for {spell} (an alarm after {limit}): {message}; last run {age} ago"
 MSG_DEGRADED = "{outcome} for {spell}: {message}; last run {age} ago"
+# The states a spell is counted in, as "<words> for 7 minutes".
+SPELL_WORDS = {
+    SweepRun.Outcome.BLOCKED: "blocked",
+    SweepRun.Outcome.BREAKER_OPEN: "circuit breaker open",
+    SweepRun.Outcome.OVER_BUDGET: "over its time budget",
+}
 MSG_STALE = "stale: last run {age} ago, more than {max_age} ago"
-MSG_FAILING = "failing: last run {age} ago ended {outcome}: {message}"
+MSG_FAILING = "failing: last run {age} ago: {outcome}: {message}"
 MSG_NONE = "unknown: no auto_recover run recorded yet"
 MSG_UNREADABLE = "unknown: cannot read the heartbeat: {error}"
 MSG_INCIDENT = "incident: {incidents} (cron sweep {heartbeat})"
@@ -140,7 +146,7 @@ def heartbeat_health_get(
         spent = max((now - since).total_seconds(), 0.0)
         facts.update(degraded_since=since, degraded_seconds=round(spent, 1))
         words = {
-            "outcome": outcome,
+            "outcome": SPELL_WORDS.get(outcome, outcome.label),
             "spell": duration_words(spent),
             "message": last.message or outcome.label,
             "age": ago,
@@ -150,7 +156,7 @@ def heartbeat_health_get(
         limit = duration_words(degraded_minutes * 60)
         return Health("ok", EXIT_OK, MSG_OK_DEGRADED.format(limit=limit, **words), **facts)
     if outcome is not SweepRun.Outcome.OK:
-        message = MSG_FAILING.format(age=ago, outcome=outcome, message=last.message or "see the log")
+        message = MSG_FAILING.format(age=ago, outcome=outcome.label, message=last.message or "see the log")
         return Health("failing", EXIT_BAD, message, **facts)
     return Health("ok", EXIT_OK, MSG_OK.format(age=ago), **facts)
 

@@ -40,16 +40,17 @@ def history_entry(outcome: OrderOutcome) -> DecisionEntry:
 
 
 def sweep_history_record(result: SweepResult, *, now: dt.datetime) -> int:
-    """Record each listed order's (decision, reason) of a real sweep; then prune one old batch.
+    """Record each order's (decision, reason) of a real sweep; then prune one old batch.
 
-    Returns the statements the write took (0 when nothing was written). Orders a run only
-    counts (past its listing bounds, `result.omitted`) have no entry of their own.
+    The orders it lists, and those it only counts (past its listing bounds, `result.omitted`)
+    as far as the run kept them (`result.unlisted`, services.plan.UNLISTED_KEPT_MAX). Returns
+    the statements the write took (0 when nothing was written).
     """
     if result.dry_run:
         return 0
     if result.connection_lost and HISTORY_ALIAS == trading_alias():
         return 0  # the same server just went away: trying would only wait for its timeout
-    entries = [history_entry(o) for o in result.orders]
+    entries = [history_entry(o) for o in (*result.orders, *result.unlisted)]
     if not entries:
         return 0  # an idle run stays a few queries; the next run that records something prunes
     statements = 0

@@ -49,6 +49,9 @@ HELD_BACK_LISTED_MAX = 20
 # huge backlog pay a row lookup per skipped order, the cost the query avoids. Past it, the
 # count is a floor and the result says so (`omitted_capped`).
 HELD_BACK_COUNT_MAX = 1_000
+# Skips a run only counts are still kept, up to this many per run, for the orders' decision
+# history (services.history): a guard-halted order past the 20 listed has its entry too.
+UNLISTED_KEPT_MAX = 2_000
 
 MSG_HELD_BACK = "left out of this run's candidate query: {why}"
 
@@ -58,6 +61,7 @@ class Plan:
     decided: list[tuple[OrderSnapshot, Decision]] = field(default_factory=list)
     held_back: list[OrderOutcome] = field(default_factory=list)  # listed, skipped by the query
     omitted: Counter[str] = field(default_factory=Counter)  # skipped, counted only
+    unlisted: list[OrderOutcome] = field(default_factory=list)  # some of those, for the history
     omitted_capped: set[str] = field(default_factory=set)  # reasons whose count is a floor
     runs: dict[int, tuple[int, str]] = field(default_factory=dict)
     evidence: dict[int, OrderEvidence] = field(default_factory=dict)
@@ -138,6 +142,8 @@ def sweep_plan(
                 acted += 1
             elif order_ids is None and listed_skips >= SKIPPED_LISTED_MAX:
                 plan.omitted[str(decision.reason)] += 1
+                if len(plan.unlisted) < UNLISTED_KEPT_MAX:
+                    plan.unlisted.append(OrderOutcome.of(snapshot.id, snapshot.client_order_id, decision))
                 continue
             else:
                 listed_skips += 1
@@ -271,24 +277,24 @@ def _held_back_report(
             count = HELD_BACK_COUNT_MAX
             plan.omitted_capped.add(str(shown))
         why = MSG_HELD_BACK.format(why=_held_back_why(reason))
-        listed = list(
-            orders.order_by("created_at", "id").values_list("id", "client_order_id", "created_at")[
-                :HELD_BACK_LISTED_MAX
-            ]
-        )
-        for order_id, client_order_id, created_at in listed:
-            plan.held_back.append(
-                OrderOutcome(
-                    id=order_id,
-                    client_order_id=client_order_id,
-                    decision=Action.SKIP,
-                    reason=shown,
-                    age_seconds=round((now - created_at).total_seconds(), 3),
-                    detail=why,
-                )
+        # The first few are listed; the next ones, up to the run's bound, kept for the history.
+        kept = HELD_BACK_LISTED_MAX + max(0, UNLISTED_KEPT_MAX - len(plan.unlisted))
+        rows = orders.order_by("created_at", "id").values_list("id", "client_order_id", "created_at")
+        outcomes = [
+            OrderOutcome(
+                id=order_id,
+                client_order_id=client_order_id,
+                decision=Action.SKIP,
+                reason=shown,
+                age_seconds=round((now - created_at).total_seconds(), 3),
+                detail=why,
             )
-        if count > len(listed):
-            plan.omitted[str(shown)] += count - len(listed)
+            for order_id, client_order_id, created_at in rows[: min(count, kept)]
+        ]
+        plan.held_back.extend(outcomes[:HELD_BACK_LISTED_MAX])
+        plan.unlisted.extend(outcomes[HELD_BACK_LISTED_MAX:])
+        if count > HELD_BACK_LISTED_MAX:
+            plan.omitted[str(shown)] += count - HELD_BACK_LISTED_MAX
 
 
 def _held_back_why(reason: Reason) -> str:

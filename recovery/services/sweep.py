@@ -116,6 +116,7 @@ def sweep_run(
         replaced_last_hour=last_hour,
         omitted=dict(plan.omitted),
         omitted_capped=sorted(plan.omitted_capped),
+        unlisted=plan.unlisted,
     )
     _log_settings_warnings(result)
     assert plan.state is not None

@@ -102,6 +102,8 @@ class SweepResult:
     # or left out by the candidate query because a gate skips them anyway (sweep_plan).
     omitted: dict[str, int] = field(default_factory=dict)
     omitted_capped: list[str] = field(default_factory=list)  # reasons with more than `omitted` says
+    # Some of the orders `omitted` counts, kept for the decision history only (not reported).
+    unlisted: list[OrderOutcome] = field(default_factory=list, repr=False)
     connection_lost: str | None = None  # the error that stopped the sweep mid-way
     in_flight: int | None = None  # the order whose write the lost connection cut short
     not_tried: int = 0  # orders due a write after it, never tried

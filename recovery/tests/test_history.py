@@ -13,8 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from recovery.db.audit import ACTION_CANCEL, ACTION_SWEEP
 from recovery.db.history import DecisionEntry, decision_history_prune, decision_history_write
 from recovery.db.models import AuditLog, OrderDecision, TradeOrder
+from recovery.db.timestamps import iso_utc
 from recovery.gates.guard import trade_date_for
 from recovery.ops.runs import sweep_run_recorded
+from recovery.services import plan as plan_module
 from recovery.services import sweep_run
 from recovery.tests import factories
 from recovery.tests.conftest import CLOCK, is_mysql, stale_order
@@ -62,6 +64,36 @@ def test_a_sweep_records_every_order_it_gave_a_decision_skips_included(trading) 
     assert (row.first_audit_id, row.last_audit_id) == (sweep_row.pk, sweep_row.pk)
     assert (row.client_order_id, row.last_actor) == (cancelled.client_order_id, "auto_recover")
     assert "project/mode is halted" in history(halted)[0].detail
+
+
+def test_orders_a_run_only_counts_have_their_history_too(trading, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """Past the 20 halted orders a run lists, and past the skips it lists, orders are only
+    counted in its report: each still gets its (decision, reason) in the history, up to the
+    run's bound."""
+    monkeypatch.setattr(plan_module, "SKIPPED_LISTED_MAX", 3)
+    factories.TradeSettingsFactory(auto_recovery=CANCEL_ONLY)
+    factories.TradeGuardStateFactory(project_id=7, status="halted", trade_date=trade_date_for(CLOCK))
+    halted = [stale_order(age=300 + i, params={"project_id": 7}) for i in range(25)]
+    pending = {"submit_command": {"pending": True, "requested_at": iso_utc(later(-10))}}
+    sending = [stale_order(age=100 + i, params=pending) for i in range(6)]  # rule 3b, decided one by one
+
+    result = sweep_run(now=CLOCK, actor="auto_recover", clock=lambda: later(30))
+
+    assert result.omitted == {"guard_halted": 5, "owned_by_backend": 3}  # counted, not listed
+    for orders, reason in ((halted, "guard_halted"), (sending, "owned_by_backend")):
+        assert all([(h.decision, h.reason) for h in history(o)] == [("skip", reason)] for o in orders)
+    assert "unlisted" not in result.as_dict()
+
+
+def test_the_orders_kept_for_the_history_are_bounded(trading, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(plan_module, "UNLISTED_KEPT_MAX", 4)
+    factories.TradeGuardStateFactory(project_id=7, status="halted", trade_date=trade_date_for(CLOCK))
+    for i in range(30):
+        stale_order(age=300 + i, params={"project_id": 7})
+    result = sweep_run(now=CLOCK, actor="auto_recover", clock=lambda: later(30))
+    assert result.omitted == {"guard_halted": 10}
+    assert len(result.unlisted) == 4
+    assert OrderDecision.objects.count() == 24  # 20 listed + 4 kept
 
 
 def test_the_same_pair_again_moves_last_and_counts_a_new_pair_gets_its_own_row(trading) -> None:  # noqa: ANN001

@@ -103,3 +103,21 @@ def test_0005_converts_the_old_outcomes_and_back() -> None:
     finally:
         OldRun.objects.all().delete()
         MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db
+def test_a_row_from_the_previous_release_gets_no_gate() -> None:
+    """During an upgrade a host still on the previous code inserts heartbeats without blocked_by."""
+    from django.utils import timezone
+
+    from recovery.db.models import SweepRun
+
+    now = timezone.now().replace(tzinfo=None)
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO tradeops_sweep_runs (started_at, ended_at, duration_seconds, actor, host, sweep_id,"
+            " outcome, scanned, cancelled, replaced, skipped, failed, reasons, message)"
+            " VALUES (%s, %s, 0, 'auto_recover', 'old', '', 'ok', 0, 0, 0, 0, 0, '{}', '')",
+            [now, now],
+        )
+    assert SweepRun.objects.get(host="old").blocked_by == ""
