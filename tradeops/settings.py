@@ -9,6 +9,7 @@ database's included, counts from the repository, so cron needs no working direct
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 import environ
@@ -73,6 +74,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so it sees every answer under /api/: an error page there becomes JSON.
+    "recovery.api.errors.ApiJsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from gunicorn: no separate file server to keep in step.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -113,6 +116,13 @@ SUPPORTED_DB_SCHEMES = {
 }
 
 
+WEAK_SSL_MODES = {"PREFERRED", "REQUIRED"}
+MSG_WEAK_SSL_MODE = (
+    "ssl_mode REQUIRED or PREFERRED does not enforce TLS with this MySQL driver; "
+    "use ssl_mode=VERIFY_IDENTITY (or VERIFY_CA) with ssl_ca=<the server's CA file>"
+)
+
+
 def _database(var: str, default: str | None) -> dict:
     """One DATABASES entry from a URL variable, with a one-line error when it is bad."""
     raw = env.str(var, default=default)
@@ -135,6 +145,15 @@ def _database(var: str, default: str | None) -> dict:
         options.setdefault("charset", "utf8mb4")
         # STRICT: never let MySQL silently truncate a client_order_id or a price.
         options.setdefault("init_command", "SET sql_mode='STRICT_TRANS_TABLES'")
+        # TLS: ?ssl_mode=VERIFY_IDENTITY&ssl_ca=/path/ca.pem in the URL. The driver takes the
+        # mode as it is and the files as one `ssl` dict, which a URL cannot spell. Built on
+        # MariaDB's client library (Debian's), mysqlclient lets REQUIRED fall back to plain
+        # text when the server offers no TLS; only the VERIFY_ modes are enforced.
+        if str(options.get("ssl_mode", "")).upper() in WEAK_SSL_MODES:
+            raise ImproperlyConfigured(f"{var}: {MSG_WEAK_SSL_MODE}")
+        tls = {key[4:]: options.pop(key) for key in ("ssl_ca", "ssl_cert", "ssl_key") if key in options}
+        if tls:
+            options["ssl"] = tls
         config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
     return config
 
@@ -143,6 +162,16 @@ def _database(var: str, default: str | None) -> dict:
 DATABASES = {
     "default": _database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'tradeops.sqlite3'}"),
 }
+if sys.argv[1:2] == ["migrate"] and env.str("MIGRATE_DATABASE_URL", default=""):
+    # `manage.py migrate`, and nothing else, connects with the migration account: the DDL
+    # on Django's database stays out of the account the service and cron run on.
+    _migrate = _database("MIGRATE_DATABASE_URL", None)
+    if (_migrate["ENGINE"], _migrate["NAME"]) != (
+        DATABASES["default"]["ENGINE"],
+        DATABASES["default"]["NAME"],
+    ):
+        raise ImproperlyConfigured("MIGRATE_DATABASE_URL must name the database of DATABASE_URL")
+    DATABASES["default"] = _migrate
 if env.str("TRADING_DATABASE_URL", default=""):
     # The trading tables live elsewhere; Django's own tables stay on DATABASE_URL.
     DATABASES["trading"] = _database("TRADING_DATABASE_URL", None)
@@ -247,7 +276,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON only (anything else is 415), and small (413).
+    "DEFAULT_PARSER_CLASSES": ["recovery.api.parsers.BoundedJSONParser"],
+    # A database that cannot be reached is 503 JSON, naming which one.
+    "EXCEPTION_HANDLER": "recovery.api.errors.api_exception_handler",
 }
 # Requests per user: a sweep trigger, and a read of the settings and gates.
 RECOVERY_API_SWEEP_RATE = env.str("RECOVERY_API_SWEEP_RATE", default="6/min")

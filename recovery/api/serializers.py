@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 MAX_ORDER_IDS = 500  # as many as the admin's recovery of selected orders takes
+MAX_ORDER_ID = 2_147_483_647  # trade_orders.id is INT: a larger id names no order
 MAX_LIMIT = 100_000  # auto_recover --limit's range
 DEFAULT_LIMIT = 200
 MSG_UNKNOWN_FIELDS = "unknown field(s): {names}; allowed: dry_run, limit, order_ids, confirmed_replacements"
@@ -43,7 +44,7 @@ class SweepRequestSerializer(serializers.Serializer):
         min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT, help_text="orders per run, oldest first"
     )
     order_ids = serializers.ListField(
-        child=StrictIntegerField(min_value=1),
+        child=StrictIntegerField(min_value=1, max_value=MAX_ORDER_ID),
         min_length=1,
         max_length=MAX_ORDER_IDS,
         required=False,

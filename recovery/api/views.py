@@ -20,6 +20,7 @@ from rest_framework.schemas.openapi import AutoSchema
 from rest_framework.views import APIView
 
 from recovery import selectors
+from recovery.api.errors import ERROR_RESPONSES, could_not_run_body
 from recovery.api.permissions import CanRunRecovery, CanViewSettings
 from recovery.api.serializers import SweepRequestSerializer
 from recovery.api.throttles import ReadThrottle, SweepThrottle
@@ -66,10 +67,6 @@ def api_actor(username: str) -> str:
     return f"api:{username}"[:ACTOR_MAX_LENGTH]
 
 
-def could_not_run_body(message: str) -> dict[str, Any]:
-    return {"could_not_run": True, "message": message}
-
-
 SETTINGS_RESPONSES = {
     "200": "settings (defaults filled in), settings_warnings, gates, and what a sweep now would do",
     "401": "no or unknown token / session",
@@ -104,7 +101,9 @@ class SweepView(APIView):
 
     permission_classes = [CanRunRecovery]
     throttle_classes = [SweepThrottle]
-    schema = OperationSchema(operation_id="runRecoverySweep", responses=SWEEP_RESPONSES)
+    schema = OperationSchema(
+        operation_id="runRecoverySweep", responses={**ERROR_RESPONSES, **SWEEP_RESPONSES}
+    )
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> SweepRequestSerializer:  # for the schema
         return SweepRequestSerializer(*args, **kwargs)
@@ -161,7 +160,9 @@ class SettingsView(APIView):
 
     permission_classes = [CanViewSettings]
     throttle_classes = [ReadThrottle]
-    schema = OperationSchema(operation_id="getRecoverySettings", responses=SETTINGS_RESPONSES)
+    schema = OperationSchema(
+        operation_id="getRecoverySettings", responses={**ERROR_RESPONSES, **SETTINGS_RESPONSES}
+    )
 
     def get(self, request: Request) -> Response:
         try:

@@ -16,7 +16,7 @@ from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from recovery.db.clock import database_now_offset
-from recovery.db.routers import is_trading_model, trading_alias
+from recovery.db.routers import database_label, is_trading_model, trading_alias
 from recovery.exceptions import SchemaNotReady, error_line
 
 AUTO_RECOVERY_PATCH = "deploy/mysql/patches/20260203_trade_settings_auto_recovery.sql"
@@ -25,10 +25,10 @@ SWEEP_INDEX_COLUMNS = ["status", "created_at"]
 HALTED_INDEX_PATCH = "deploy/mysql/patches/20261130_trade_orders_status_run_created_at_index.sql"
 HALTED_INDEX_COLUMNS = ["status", "run_id", "created_at"]
 
-MSG_UNREACHABLE = "cannot read the trading schema on database {alias!r}: {error}"
-MSG_MISSING_TABLE = "trading table {table!r} is missing on database {alias!r}"
-MSG_MISSING_COLUMN = "column {table}.{column} is missing on database {alias!r}"
-MSG_MISSING_INDEX = "trade_orders has no (status, created_at) index on database {alias!r}"
+MSG_UNREACHABLE = "cannot read the trading schema in {database}: {error}"
+MSG_MISSING_TABLE = "trading table {table!r} is missing in {database}"
+MSG_MISSING_COLUMN = "column {table}.{column} is missing in {database}"
+MSG_MISSING_INDEX = "trade_orders has no (status, created_at) index in {database}"
 HINT_TABLE = (
     "point DATABASE_URL (or TRADING_DATABASE_URL) at the trading backend's database; "
     "for a demo or test database load fixtures/trading_schema.*.sql"
@@ -38,7 +38,7 @@ HINT_COLUMN = (
 )
 HINT_AUTO_RECOVERY = f"apply {AUTO_RECOVERY_PATCH}"
 HINT_INDEX = f"the sweep would scan the whole table every run: apply {SWEEP_INDEX_PATCH}"
-MSG_MISSING_HALTED_INDEX = "trade_orders has no (status, run_id, created_at) index on database {alias!r}"
+MSG_MISSING_HALTED_INDEX = "trade_orders has no (status, run_id, created_at) index in {database}"
 HINT_HALTED_INDEX = (
     f"on a day a project is halted, every run would read each of its stale orders: apply {HALTED_INDEX_PATCH}"
 )
@@ -93,7 +93,7 @@ def _schema_read(connection: BaseDatabaseWrapper, tables: list[str]) -> tuple[di
 
 
 MSG_NOW_NOT_UTC = (
-    "the database server's NOW() on {alias!r} is {offset} UTC: "
+    "the server's NOW() for {database} is {offset} UTC: "
     "the trading schema's DEFAULT CURRENT_TIMESTAMP writes local times that the sweep reads as UTC"
 )
 HINT_NOW_NOT_UTC = (
@@ -104,7 +104,7 @@ HINT_NOW_NOT_UTC = (
 
 def trading_schema_problems(connection: BaseDatabaseWrapper) -> list[checks.CheckMessage]:
     """Every missing table, column and index of the trading schema on `connection`."""
-    alias = connection.alias
+    database = database_label(connection.alias)
     models = _trading_models()
     try:
         columns, indexed = _schema_read(connection, [m._meta.db_table for m in models])
@@ -112,7 +112,7 @@ def trading_schema_problems(connection: BaseDatabaseWrapper) -> list[checks.Chec
         error = error_line(exc)
         return [
             checks.Error(
-                MSG_UNREACHABLE.format(alias=alias, error=error),
+                MSG_UNREACHABLE.format(database=database, error=error),
                 hint="check DATABASE_URL / TRADING_DATABASE_URL and that the server is up",
                 id="recovery.E000",
             )
@@ -123,7 +123,9 @@ def trading_schema_problems(connection: BaseDatabaseWrapper) -> list[checks.Chec
         if table not in columns:
             problems.append(
                 checks.Error(
-                    MSG_MISSING_TABLE.format(table=table, alias=alias), hint=HINT_TABLE, id="recovery.E001"
+                    MSG_MISSING_TABLE.format(table=table, database=database),
+                    hint=HINT_TABLE,
+                    id="recovery.E001",
                 )
             )
             continue
@@ -132,19 +134,19 @@ def trading_schema_problems(connection: BaseDatabaseWrapper) -> list[checks.Chec
                 is_patch = (table, field.column) == ("trade_settings", "auto_recovery")
                 problems.append(
                     checks.Error(
-                        MSG_MISSING_COLUMN.format(table=table, column=field.column, alias=alias),
+                        MSG_MISSING_COLUMN.format(table=table, column=field.column, database=database),
                         hint=HINT_AUTO_RECOVERY if is_patch else HINT_COLUMN,
                         id="recovery.E002",
                     )
                 )
     if "trade_orders" in columns and "sweep" not in indexed:
         problems.append(
-            checks.Warning(MSG_MISSING_INDEX.format(alias=alias), hint=HINT_INDEX, id="recovery.W001")
+            checks.Warning(MSG_MISSING_INDEX.format(database=database), hint=HINT_INDEX, id="recovery.W001")
         )
     if "trade_orders" in columns and "halted" not in indexed:
         problems.append(
             checks.Warning(
-                MSG_MISSING_HALTED_INDEX.format(alias=alias), hint=HINT_HALTED_INDEX, id="recovery.W002"
+                MSG_MISSING_HALTED_INDEX.format(database=database), hint=HINT_HALTED_INDEX, id="recovery.W002"
             )
         )
     return problems
@@ -177,7 +179,7 @@ def server_clock_problems(connection: BaseDatabaseWrapper) -> list[checks.CheckM
     if offset == 0:
         return []
     shown = "of an unknown offset from" if offset is None else f"{offset / 3600:+g} h from"
-    message = MSG_NOW_NOT_UTC.format(alias=connection.alias, offset=shown)
+    message = MSG_NOW_NOT_UTC.format(database=database_label(connection.alias), offset=shown)
     return [checks.Warning(message, hint=HINT_NOW_NOT_UTC, id="recovery.W003")]
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from django.db import DatabaseError, InterfaceError
+from django.db import DatabaseError, InterfaceError, connections
+
+from recovery.db.routers import database_label
 
 CONFLICT_CODES = frozenset({1180, 1205, 1213})
 CONNECTION_CODES = frozenset(
@@ -68,3 +70,13 @@ def error_text(exc: BaseException) -> str:
         return f"MySQL {code}: {args[1]}"
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def failed_databases() -> str:
+    """The databases whose connection raised an error that may have made it unusable.
+
+    Django flags such a connection (errors_occurred) until it is checked again at the next
+    request or run, so this names the database that was down without asking it again.
+    """
+    labels = [database_label(c.alias) for c in connections.all(initialized_only=True) if c.errors_occurred]
+    return " and ".join(labels) or "the database"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import connections
 from django.db.models import Model
 
 TRADING_ALIAS = "trading"
@@ -24,6 +25,16 @@ TRADING_MODEL_NAMES = frozenset(
 def trading_alias() -> str:
     """The alias holding the trading tables: 'trading' when configured, else 'default'."""
     return TRADING_ALIAS if TRADING_ALIAS in settings.DATABASES else "default"
+
+
+def database_label(alias: str) -> str:
+    """How messages name a database: by its role and its real name, never by the alias."""
+    name = connections[alias].settings_dict["NAME"]
+    if alias != "default":
+        return f"the trading database ({name})"
+    if trading_alias() == "default":
+        return f"the database ({name})"  # Django's tables and the trading tables, one database
+    return f"Django's database ({name})"
 
 
 def is_trading_model(model: type[Model]) -> bool:

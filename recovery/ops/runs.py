@@ -18,6 +18,7 @@ from django.db import DatabaseError, connections
 
 from recovery.db.audit_spool import audit_spool_flush
 from recovery.db.checks import trading_schema_assert
+from recovery.db.errors import failed_databases
 from recovery.db.locks import sweep_lock
 from recovery.db.models import SweepRun
 from recovery.db.routers import trading_alias
@@ -157,7 +158,9 @@ def _state_words(outcome: Outcome, message: str) -> str:
 
 def could_not_run_message(exc: SchemaNotReady | DatabaseError) -> str:
     """The one line a run that never got to the orders reports (command exit 2, heartbeat)."""
-    reason = str(exc) if isinstance(exc, SchemaNotReady) else f"database error: {error_line(exc)}"
+    if isinstance(exc, SchemaNotReady):
+        return MSG_COULD_NOT_RUN.format(reason=exc)
+    reason = f"database error in {failed_databases()}: {error_line(exc)}"
     return MSG_COULD_NOT_RUN.format(reason=reason)
 
 

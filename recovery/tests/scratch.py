@@ -27,6 +27,14 @@ def registered_connection(alias: str, settings_dict: dict) -> Iterator[BaseDatab
         del connections.settings[alias]
 
 
+def scratch_prefix(settings_dict: dict) -> str:
+    """Scratch databases are named after the suite's test database (test_<name>), so suites
+    run on one server against different databases never meet; the name before the test
+    database exists (a run without django_db tests) gets the test_ the test database would."""
+    name = settings_dict["NAME"]
+    return name if name.startswith("test_") else f"test_{name}"
+
+
 @contextmanager
 def scratch_database() -> Iterator[BaseDatabaseWrapper]:
     """An empty database of the same vendor as the trading alias, dropped afterwards."""
@@ -37,7 +45,7 @@ def scratch_database() -> Iterator[BaseDatabaseWrapper]:
             with registered_connection("scratch", settings_dict) as connection:
                 yield connection
         return
-    name = f"test_tradeops_scratch_{uuid.uuid4().hex[:8]}"
+    name = f"{scratch_prefix(base)}_scratch_{uuid.uuid4().hex[:8]}"
     # No database named: the test database may not exist in a run without django_db tests.
     with registered_connection("scratch_admin", {**base, "NAME": ""}) as admin:
         with admin.cursor() as cursor:

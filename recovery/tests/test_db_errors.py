@@ -49,3 +49,22 @@ def test_the_text_names_the_code_once() -> None:
     )
     assert error_text(InterfaceError("connection already closed\nmore")) == "connection already closed"
     assert error_text(DatabaseError()) == "DatabaseError"
+
+
+def test_the_databases_that_failed_are_named(django_db_blocker, tmp_path) -> None:  # noqa: ANN001
+    from django.db import connections
+
+    from recovery.db.errors import failed_databases
+    from recovery.tests.scratch import registered_connection
+
+    down = {
+        **connections["default"].settings_dict,
+        "ENGINE": "django.db.backends.sqlite3",  # a file nobody can open: down on either engine
+        "NAME": str(tmp_path / "no-such-folder" / "down.sqlite3"),
+        "OPTIONS": {},
+    }
+    with django_db_blocker.unblock(), registered_connection("down", down) as connection:
+        assert failed_databases() == "the database"  # nothing failed yet: no name to give
+        with pytest.raises(OperationalError):
+            connection.ensure_connection()
+        assert failed_databases() == f"the trading database ({down['NAME']})"

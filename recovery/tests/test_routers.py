@@ -41,3 +41,19 @@ def test_trading_models_are_never_migrated(db: str, model_name: str) -> None:
 def test_django_tables_stay_off_the_trading_database() -> None:
     assert router.allow_migrate("trading", "auth", model_name="user") is False
     assert router.allow_migrate("default", "auth", model_name="user") is None
+
+
+def test_a_database_is_named_by_its_role_and_real_name(settings, tmp_path) -> None:  # noqa: ANN001
+    from django.db import connections
+
+    from recovery.db.routers import database_label
+    from recovery.tests.scratch import registered_connection
+
+    default = connections["default"].settings_dict
+    assert trading_alias() == "default"  # the suite's own configuration: one database
+    assert database_label("default") == f"the database ({default['NAME']})"
+    trading = {**default, "NAME": str(tmp_path / "trading.sqlite3")}
+    with override_settings(DATABASES={**settings.DATABASES, "trading": trading}):
+        with registered_connection("trading", trading):
+            assert database_label("trading") == f"the trading database ({trading['NAME']})"
+            assert database_label("default") == f"Django's database ({default['NAME']})"

@@ -110,6 +110,122 @@ def test_env_example_lists_every_variable_the_settings_read() -> None:
     assert read - listed == set()
 
 
+# --- TLS to the database, and the migration account ------------------------------------------
+
+
+def test_tls_options_in_the_url_reach_the_driver_as_it_takes_them() -> None:
+    from tradeops.settings import _database
+
+    os.environ["TRADEOPS_TEST_URL"] = (
+        "mysql://u:p%40ss%2Fw%23rd@db.internal:3306/trading"
+        "?ssl_mode=VERIFY_IDENTITY&ssl_ca=/etc/ssl/certs/db-ca.pem&ssl_cert=/c.pem&ssl_key=/k.pem"
+    )
+    try:
+        config = _database("TRADEOPS_TEST_URL", None)
+    finally:
+        del os.environ["TRADEOPS_TEST_URL"]
+    assert config["PASSWORD"] == "p@ss/w#rd"  # percent-encoded in the URL
+    assert config["OPTIONS"]["ssl_mode"] == "VERIFY_IDENTITY"
+    assert config["OPTIONS"]["ssl"] == {"ca": "/etc/ssl/certs/db-ca.pem", "cert": "/c.pem", "key": "/k.pem"}
+    assert not {"ssl_ca", "ssl_cert", "ssl_key"} & set(config["OPTIONS"])
+
+
+@pytest.mark.parametrize("mode", ["REQUIRED", "required", "PREFERRED"])
+def test_a_tls_mode_the_driver_does_not_enforce_is_refused(mode: str) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from tradeops.settings import MSG_WEAK_SSL_MODE, _database
+
+    os.environ["TRADEOPS_TEST_URL"] = f"mysql://u@db.internal:3306/trading?ssl_mode={mode}"
+    try:
+        with pytest.raises(ImproperlyConfigured) as refused:
+            _database("TRADEOPS_TEST_URL", None)
+    finally:
+        del os.environ["TRADEOPS_TEST_URL"]
+    assert str(refused.value) == f"TRADEOPS_TEST_URL: {MSG_WEAK_SSL_MODE}"
+
+
+def mysql_connect(*, ssl_mode: str) -> None:
+    """Connect as the suite's server account with this TLS mode (its server has TLS off)."""
+    import MySQLdb  # the MySQL driver: not installed for the SQLite-only run
+    from django.db import connections
+
+    base = connections["default"].settings_dict
+    MySQLdb.connect(
+        host=base["HOST"],
+        port=int(base["PORT"]),
+        user=base["USER"],
+        password=base["PASSWORD"],
+        ssl_mode=ssl_mode,
+    ).close()
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("mode", ["VERIFY_CA", "VERIFY_IDENTITY"])
+def test_the_verify_modes_are_enforced_by_the_driver(mode: str) -> None:
+    """The suite's server has TLS off: a URL that asks for TLS must fail to connect, not fall
+    back to plain text (MySQL 2026, SSL connection error)."""
+    import MySQLdb
+
+    with pytest.raises(MySQLdb.OperationalError) as refused:
+        mysql_connect(ssl_mode=mode)
+    assert refused.value.args[0] == 2026, refused.value.args
+
+
+@pytest.mark.mysql
+def test_required_falls_back_to_plain_text_which_is_why_it_is_refused() -> None:
+    """Why the settings refuse REQUIRED: this driver connects without TLS anyway."""
+    mysql_connect(ssl_mode="REQUIRED")
+
+
+@pytest.fixture
+def settings_loaded(monkeypatch):  # noqa: ANN001, ANN201
+    """tradeops.settings as a command line and an environment make it; put back afterwards."""
+    import importlib
+
+    import tradeops.settings
+
+    def load(argv: list[str], **env: str):  # noqa: ANN202
+        monkeypatch.setattr(sys, "argv", argv)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return importlib.reload(tradeops.settings)
+
+    monkeypatch.setenv("SECRET_KEY", "migrate-url-test")
+    monkeypatch.delenv("TRADING_DATABASE_URL", raising=False)
+    yield load
+    monkeypatch.undo()
+    importlib.reload(tradeops.settings)
+
+
+RUNTIME_URL = "mysql://tradeops_django:run@db.internal:3306/tradeops"
+MIGRATE_URL = "mysql://tradeops_migrate:ddl@db.internal:3306/tradeops"
+
+
+def test_only_migrate_uses_the_migration_account(settings_loaded) -> None:  # noqa: ANN001
+    env = {"DATABASE_URL": RUNTIME_URL, "MIGRATE_DATABASE_URL": MIGRATE_URL}
+    migrating = settings_loaded(["manage.py", "migrate", "--noinput"], **env).DATABASES["default"]
+    assert (migrating["USER"], migrating["PASSWORD"]) == ("tradeops_migrate", "ddl")
+    assert migrating["OPTIONS"]["connect_timeout"] == 5  # the same options as any connection
+    for argv in (["manage.py", "auto_recover"], ["gunicorn", "tradeops.wsgi:application"], ["manage.py"]):
+        assert settings_loaded(argv, **env).DATABASES["default"]["USER"] == "tradeops_django", argv
+    plain = settings_loaded(["manage.py", "migrate"], DATABASE_URL=RUNTIME_URL, MIGRATE_DATABASE_URL="")
+    assert plain.DATABASES["default"]["USER"] == "tradeops_django"  # not set: DATABASE_URL's account
+
+
+def test_a_migration_url_for_another_database_is_refused(settings_loaded) -> None:  # noqa: ANN001
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(
+        ImproperlyConfigured, match="MIGRATE_DATABASE_URL must name the database of DATABASE_URL"
+    ):
+        settings_loaded(
+            ["manage.py", "migrate"],
+            DATABASE_URL=RUNTIME_URL,
+            MIGRATE_DATABASE_URL="mysql://tradeops_migrate:ddl@db.internal:3306/trading",
+        )
+
+
 def test_log_format_json_writes_one_json_object_a_line() -> None:
     script = (
         "import logging\n"
