@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,15 @@ def stale_order(*, age: float = 120, clock: dt.datetime = CLOCK, **fields: Any):
     created = clock - dt.timedelta(seconds=age)
     fields.setdefault("updated_at", created)
     return factories.TradeOrderFactory(created_at=created, **fields)
+
+
+@pytest.fixture
+def sweep_log() -> Iterator[list[str]]:
+    """The lines the sweep's logger writes (it does not propagate to pytest's capture)."""
+    lines: list[str] = []
+    handler = logging.Handler(level=logging.DEBUG)
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("recovery.sweep")
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)

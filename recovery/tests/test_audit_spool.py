@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
-from collections.abc import Iterator
 
 import pytest
 from django.db import connections
@@ -16,18 +14,6 @@ from recovery.db.models import AuditLog
 from recovery.db.routers import trading_alias
 from recovery.ops.runs import sweep_run_recorded
 from recovery.tests.conftest import CLOCK
-
-
-@pytest.fixture
-def sweep_log() -> Iterator[list[str]]:
-    """The lines the sweep's logger writes (it does not propagate to pytest's capture)."""
-    lines: list[str] = []
-    handler = logging.Handler(level=logging.DEBUG)
-    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
-    logger = logging.getLogger("recovery.sweep")
-    logger.addHandler(handler)
-    yield lines
-    logger.removeHandler(handler)
 
 
 def log_text(lines: list[str]) -> str:

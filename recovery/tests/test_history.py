@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from collections.abc import Iterator
 
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -31,16 +29,6 @@ def later(seconds: float) -> dt.datetime:
 def history(order: TradeOrder) -> list[OrderDecision]:
     return list(OrderDecision.objects.filter(order_id=order.pk).order_by("first_at", "id"))
 
-
-@pytest.fixture
-def sweep_log() -> Iterator[list[str]]:
-    lines: list[str] = []
-    handler = logging.Handler(level=logging.DEBUG)
-    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
-    logger = logging.getLogger("recovery.sweep")
-    logger.addHandler(handler)
-    yield lines
-    logger.removeHandler(handler)
 
 
 def test_a_sweep_records_every_order_it_gave_a_decision_skips_included(trading) -> None:  # noqa: ANN001
