@@ -34,7 +34,7 @@ SPELL_WORDS = {
     SweepRun.Outcome.BREAKER_OPEN: "circuit breaker open",
     SweepRun.Outcome.OVER_BUDGET: "over its time budget",
 }
-MSG_STALE = "stale: last run {age} ago, more than {max_age} ago"
+MSG_STALE = "stale: last run {age} ago, past the limit of {max_age}"
 MSG_FAILING = "failing: last run {age} ago: {outcome}: {message}"
 MSG_NONE = "unknown: no auto_recover run recorded yet"
 MSG_UNREADABLE = "unknown: cannot read the heartbeat: {error}"

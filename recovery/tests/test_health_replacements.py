@@ -202,7 +202,7 @@ def test_a_stale_cron_keeps_its_status_and_adds_the_incident() -> None:
     code, out = health()
     assert code == 1
     assert out.startswith(
-        "stale: last run 5 minutes ago, more than 2 minutes ago; incident: 1 replacement not picked up"
+        "stale: last run 5 minutes ago, past the limit of 2 minutes; incident: 1 replacement not picked up"
     )
 
 
