@@ -29,6 +29,7 @@ import pytest
 from django.conf import settings
 
 from recovery.db.audit import ACTION_CANCEL, ACTION_REPLACE, ACTION_SWEEP
+from recovery.db.locks import LOCK_NAME
 from recovery.tests.galera import GaleraCluster, galera_missing
 from recovery.tests.proof_worker import Process
 from recovery.tests.server_scenario import (
@@ -70,6 +71,22 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[GaleraCluster]:
         cluster.remove()
 
 
+def first_run_in_sweep(cluster: GaleraCluster, runs: list[Process], *, deadline: float) -> None:
+    """Wait until a run holds its node's named lock (GET_LOCK is per node) or a run has ended."""
+    nodes = [connect(node, galera=False) for node in cluster.nodes]
+    try:
+        def started(db: object, run: Process) -> bool:
+            held = rows(db, "SELECT IS_USED_LOCK(%s)", (LOCK_NAME,))[0][0]
+            return held is not None or run.popen.poll() is not None
+
+        while not any(started(db, run) for db, run in zip(nodes, runs, strict=True)):
+            assert time.monotonic() < deadline, "no run took its lock"
+            time.sleep(0.002)
+    finally:
+        for db in nodes:
+            db.close()
+
+
 def test_three_nodes_three_runs_every_order_once_and_honest(cluster: GaleraCluster, tmp_path: Path) -> None:
     """Any wall clock: the scenario's settings allow re-placing outside regular hours and its
     orders are stamped by the server an hour back.
@@ -98,6 +115,10 @@ def test_three_nodes_three_runs_every_order_once_and_honest(cluster: GaleraClust
         assert time.monotonic() < deadline
         time.sleep(0.05)
     runs = [auto_recover(f"cron-node{n.index}", n, folder=tmp_path, **extra) for n in cluster.nodes]
+    # The executor starts once a run is in its sweep (its node's named lock taken): started
+    # with the processes, it acknowledged all 140 orders while Python was still starting the
+    # runs on a loaded machine, and left them nothing to race.
+    first_run_in_sweep(cluster, runs, deadline=deadline)
     go.touch()
     codes = [run.wait(RUN_SECONDS) for run in runs]
     stop.touch()
@@ -123,7 +144,10 @@ def test_three_nodes_three_runs_every_order_once_and_honest(cluster: GaleraClust
     for report in reports:
         assert report["failed"] == 0
         assert report["scanned"] == report["cancelled"] + report["skipped"] + report["failed"]
-        assert set(report["reasons"]) <= {"replaced", "changed_concurrently"}, report["reasons"]
+        # backend_sender_unavailable: another run's replacements filled the backend's loop
+        # queue at that moment (rule 10b); the order stays NEW and the run after takes it.
+        honest = {"replaced", "changed_concurrently", "backend_sender_unavailable"}
+        assert set(report["reasons"]) <= honest, report["reasons"]
         assert report["connection_lost"] is None
 
     # Every guarantee on the committed rows, read with wsrep_sync_wait.
